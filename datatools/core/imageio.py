@@ -1,0 +1,178 @@
+"""The one image reader and writer of datatools.
+
+Headers are checked before any pixel is decoded, so a file that declares a huge size (a decompression bomb) is
+refused without allocating it. Pixels are read as stored: EXIF orientation is ignored, so what is decoded has the
+width and height the header declares, which is what COCO ``width``/``height`` describe.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from datatools.core.errors import UnreadableFileError
+
+__all__ = [
+    "MAX_IMAGE_PIXELS",
+    "check_image_file",
+    "decode_image_strict",
+    "encode_image",
+    "encode_palette_png",
+    "read_image",
+    "read_image_size",
+]
+
+#: Largest image (width * height) datatools agrees to decode: 16384 x 16384.
+MAX_IMAGE_PIXELS = 16384 * 16384
+
+
+def read_image_size(path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+    """Read ``(width, height)`` from an image header without decoding pixels.
+
+    Raises:
+        UnreadableFileError: the file is missing, is not an image, or declares more than ``max_pixels`` pixels.
+
+    Example:
+        >>> read_image_size("examples/medical_waste/train/a.jpg")
+        (640, 640)
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+    except FileNotFoundError:
+        raise UnreadableFileError(f"{path}: image file not found") from None
+    except Image.DecompressionBombError:
+        raise UnreadableFileError(f"{path}: header declares a huge image (possible decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnreadableFileError(f"{path}: not a readable image ({exc})") from None
+    if width * height > max_pixels:
+        raise UnreadableFileError(
+            f"{path}: header declares {width}x{height} pixels, over the limit of {max_pixels} "
+            "(possible decompression bomb); refused before decoding"
+        )
+    return width, height
+
+
+def read_image(
+    path: str | os.PathLike[str], mode: str = "rgb", max_pixels: int = MAX_IMAGE_PIXELS
+) -> npt.NDArray[np.uint8]:
+    """Decode an image after checking its header.
+
+    Args:
+        path: image file.
+        mode: ``"rgb"`` for (H, W, 3) RGB, ``"gray"`` for (H, W), ``"unchanged"`` for what the file holds.
+        max_pixels: refuse images whose header declares more pixels than this.
+
+    Returns:
+        The pixels as uint8 (16-bit files are returned as stored with ``mode="unchanged"``).
+
+    Raises:
+        UnreadableFileError: missing, undecodable, or too large.
+    """
+    read_image_size(path, max_pixels)
+    flags = {
+        "rgb": cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION,
+        "gray": cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION,
+        "unchanged": cv2.IMREAD_UNCHANGED,
+    }[mode]
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, flags)
+    if image is None:
+        raise UnreadableFileError(f"{path}: image could not be decoded")
+    if mode == "rgb":
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
+def decode_image_strict(path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+    """Fully decode an image and fail on any damage (truncation included); return ``(width, height)``.
+
+    Slower than :func:`read_image`; ``datatools validate`` uses it to find broken files.
+    """
+    width, height = read_image_size(path, max_pixels)
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnreadableFileError(f"{path}: image is damaged or truncated ({exc})") from None
+    return width, height
+
+
+_JPEG_SOI, _JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
+_PNG_SIGNATURE, _PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
+
+
+def _end_marker_present(path: Path) -> bool:
+    """Whether a JPEG ends with its EOI marker and a PNG with its IEND chunk (other formats: True)."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - 64))
+        tail = fh.read()
+    if head.startswith(_JPEG_SOI):
+        return tail.rstrip(b"\x00").endswith(_JPEG_EOI)
+    if head.startswith(_PNG_SIGNATURE):
+        return tail.endswith(_PNG_IEND)
+    return True
+
+
+def check_image_file(path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+    """Header check plus a cheap completeness check; return ``(width, height)``.
+
+    A JPEG or PNG whose end marker is missing (a truncated download, a half-copied file) is decoded fully, so it is
+    refused when it is really cut short and accepted when it only carries harmless trailing bytes. Other files are
+    only read up to their header; damage inside the pixel data needs :func:`decode_image_strict`.
+
+    Raises:
+        UnreadableFileError: missing, not an image, truncated, or larger than ``max_pixels``.
+
+    Example:
+        >>> check_image_file("examples/medical_waste/train/a.jpg")
+        (640, 640)
+    """
+    size = read_image_size(path, max_pixels)
+    try:
+        complete = _end_marker_present(Path(path))
+    except OSError as exc:
+        raise UnreadableFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    return size if complete else decode_image_strict(path, max_pixels)
+
+
+def encode_image(image: npt.NDArray[np.uint8], ext: str, quality: int = 95) -> bytes:
+    """Encode RGB (H, W, 3) or gray (H, W) pixels as ``ext`` (".jpg", ".png", ...) bytes."""
+    ext = ext.lower() if ext.startswith(".") else "." + ext.lower()
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    params: list[int] = []
+    if ext in (".jpg", ".jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    ok, buf = cv2.imencode(ext, image, params)
+    if not ok:
+        raise UnreadableFileError(f"cannot encode an image as {ext}")
+    return buf.tobytes()
+
+
+def encode_palette_png(mask: npt.NDArray[np.uint8], palette: npt.NDArray[np.uint8]) -> bytes:
+    """Encode a (H, W) uint8 label mask as a single-channel palette PNG (mmsegmentation style).
+
+    Args:
+        mask: class values per pixel.
+        palette: (256, 3) uint8 colours, one per value; viewers show colours, readers get the values.
+    """
+    if mask.ndim != 2 or mask.dtype != np.uint8:
+        raise ValueError(f"mask must be (H, W) uint8, got shape {mask.shape} and dtype {mask.dtype}")
+    im = Image.fromarray(mask, mode="P")
+    im.putpalette(palette.astype(np.uint8).reshape(-1).tolist())
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
