@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from datatools.core.errors import InvalidDatasetError
+from datatools.core.parallel import item_seed, parallel_map
+
+
+def _pid_and_square(x: int) -> tuple[int, int]:
+    return os.getpid(), x * x
+
+
+def _draw(x: int, seed: int) -> tuple[int, float]:
+    return x, float(np.random.default_rng(seed).random())
+
+
+def _boom(x: int) -> int:
+    if x == 3:
+        raise InvalidDatasetError(f"item {x}: broken")
+    return x
+
+
+def test_results_are_ordered_and_use_several_processes() -> None:
+    out = parallel_map(_pid_and_square, list(range(200)), workers=2, progress=False, chunksize=1)
+    assert [sq for _, sq in out] == [x * x for x in range(200)]
+    assert len({pid for pid, _ in out}) == 2
+    assert os.getpid() not in {pid for pid, _ in out}
+
+
+def test_per_item_seeds_do_not_depend_on_workers() -> None:
+    one = parallel_map(_draw, list(range(50)), workers=1, seed=42, progress=False)
+    two = parallel_map(_draw, list(range(50)), workers=2, seed=42, progress=False)
+    other = parallel_map(_draw, list(range(50)), workers=2, seed=43, progress=False)
+    assert one == two
+    assert one != other
+    assert len({v for _, v in one}) == 50
+    assert item_seed(42, 0) != item_seed(42, 1) and item_seed(42, 5) == item_seed(42, 5)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_errors_propagate_with_their_type(workers: int) -> None:
+    with pytest.raises(InvalidDatasetError, match="item 3: broken"):
+        parallel_map(_boom, list(range(10)), workers=workers, progress=False)
+
+
+def test_empty_input() -> None:
+    assert parallel_map(_boom, [], workers=2, progress=False) == []
