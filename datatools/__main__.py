@@ -1,0 +1,3 @@
+from datatools.cli.main import main
+
+main()

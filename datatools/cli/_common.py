@@ -1,0 +1,85 @@
+"""Options and error handling shared by every command. Typer lives only in ``datatools/cli``."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from datatools.core.dataset import Dataset
+from datatools.core.errors import DatatoolsError
+from datatools.core.issues import Issue
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_BAD_INPUT = 2
+
+AnnOpt = Annotated[Path | None, typer.Option("--ann", help="COCO instance json.", show_default=False)]
+ImagesOpt = Annotated[
+    Path | None, typer.Option("--images", help="Folder that images[].file_name is relative to.", show_default=False)
+]
+DataOpt = Annotated[
+    Path | None,
+    typer.Option("--data", help="Dataset folder written by datatools (annotations.json + images/).",
+                 show_default=False),
+]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output folder (must be empty or absent).")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")]
+WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", min=1, help="Processes for per-image work [default: all cores].",
+                             show_default=False)
+]
+SkipInvalidOpt = Annotated[
+    bool,
+    typer.Option("--skip-invalid", help="Drop records with errors (reported on stderr) instead of refusing."),
+]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    """Print one ``error:`` line on stderr and return the exit to raise."""
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)
+    return typer.Exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn DatatoolsError into one line on stderr and exit code 2; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DatatoolsError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted; nothing was written", 130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def report_dropped(dropped: list[Issue]) -> None:
+    """Tell the user which records --skip-invalid dropped."""
+    if not dropped:
+        return
+    print(f"warning: --skip-invalid dropped {len(dropped)} record(s) with errors:", file=sys.stderr)
+    for issue in dropped:
+        print("  " + issue.line(), file=sys.stderr)
+
+
+def open_dataset(
+    ann: Path | None,
+    images: Path | None,
+    data: Path | None,
+    *,
+    skip_invalid: bool = False,
+    workers: int | None = None,
+    check_files: bool = True,
+) -> Dataset:
+    """Read a dataset by the CLI convention and report what --skip-invalid dropped."""
+    ds = Dataset.open(ann, images, data, skip_invalid=skip_invalid, workers=workers, check_files=check_files)
+    report_dropped(ds.dropped)
+    return ds

@@ -1,0 +1,216 @@
+"""``datatools convert``: COCO to mask folders and back, per-image polygon JSON, submission CSVs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from datatools.cli._common import (
+    AnnOpt,
+    DataOpt,
+    ImagesOpt,
+    OutOpt,
+    OverwriteOpt,
+    ProgressOpt,
+    SkipInvalidOpt,
+    WorkersOpt,
+    handle_errors,
+    open_dataset,
+)
+from datatools.core.classes import ClassMap
+from datatools.core.dataset import Dataset
+from datatools.core.errors import DatatoolsError
+from datatools.core.masks import OverlapPolicy
+from datatools.formats.mask_dir import ANN_DIR, CLASSES_FILE, IMG_DIR, coco_to_mask_dir, mask_dir_to_coco
+from datatools.formats.submission_dir import SubmissionStyle, mask_dir_to_submission, submission_to_mask_dir
+
+app = typer.Typer(no_args_is_help=True, help="Convert datasets between COCO, mask folders, polygon JSON and CSVs.")
+
+
+def _overlap(value: str) -> str:
+    try:
+        return str(OverlapPolicy.parse(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+OverlapOpt = Annotated[
+    str,
+    typer.Option("--overlap", callback=_overlap, help="Which class a pixel claimed by several annotations gets: "
+                 "smaller-on-top | order | class-priority:NAME,NAME | max-id | conflict-ignore."),
+]
+
+
+@app.command("masks")
+@handle_errors
+def masks(
+    out: OutOpt,
+    ann: AnnOpt = None,
+    images: ImagesOpt = None,
+    data: DataOpt = None,
+    overlap: OverlapOpt = "smaller-on-top",
+    multilabel: Annotated[
+        bool, typer.Option("--multilabel", help="Write (K, H, W) bit-packed planes (.npz) for overlapping classes.")
+    ] = False,
+    crowd: Annotated[str, typer.Option("--crowd", help="iscrowd regions: 'class' or 'ignore' (255).")] = "class",
+    copy_images: Annotated[bool, typer.Option("--copy-images/--no-copy-images", help="Copy images to img_dir/.")]
+    = True,
+    skip_invalid: SkipInvalidOpt = False,
+    workers: WorkersOpt = None,
+    overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """COCO -> mask folder in the mmsegmentation layout (img_dir/, ann_dir/, classes.json).
+
+    Example:
+
+        datatools convert masks --ann train.json --images data/ --out masks/ --overlap class-priority:Battery
+    """
+    ds = open_dataset(ann, images, data, skip_invalid=skip_invalid, workers=workers)
+    result = coco_to_mask_dir(ds, out, overlap=overlap, multilabel=multilabel, crowd=crowd,
+                              copy_images=copy_images, overwrite=overwrite, workers=workers, progress=progress)
+    kind = "multilabel planes" if result.multilabel else "masks"
+    typer.echo(f"wrote {result.images} {kind} to {result.out / ANN_DIR}, classes to {result.out / CLASSES_FILE}"
+               + (f", images to {result.out / IMG_DIR}" if copy_images else ""))
+
+
+@app.command("coco")
+@handle_errors
+def coco(
+    out: OutOpt,
+    ann: AnnOpt = None,
+    images: ImagesOpt = None,
+    data: DataOpt = None,
+    reindex: Annotated[bool, typer.Option("--reindex", help="Renumber image, annotation and category ids 1..N.")]
+    = False,
+    skip_invalid: SkipInvalidOpt = False,
+    workers: WorkersOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """COCO -> a datatools dataset folder (annotations.json + images/), every field kept.
+
+    Example:
+
+        datatools convert coco --ann export/_annotations.coco.json --images export/ --out data/ --reindex
+    """
+    ds = open_dataset(ann, images, data, skip_invalid=skip_invalid, workers=workers)
+    if reindex:
+        ds = ds.reindexed()
+    ds.save(out, overwrite=overwrite)
+    typer.echo(f"wrote {len(ds.images)} images and {len(ds.annotations)} annotations to {out}")
+
+
+@app.command("from-masks")
+@handle_errors
+def from_masks(
+    masks: Annotated[Path, typer.Option("--masks", help="Mask folder (with ann_dir/ and classes.json) or an "
+                                         "ann_dir of PNG/.npz masks.")],
+    out: OutOpt,
+    images: Annotated[Path | None, typer.Option("--images", help="Image folder [default: MASKS/img_dir].",
+                                                show_default=False)] = None,
+    classes: Annotated[Path | None, typer.Option("--classes", help="classes.json [default: MASKS/classes.json].",
+                                                 show_default=False)] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Mask folder -> datatools dataset folder with one RLE annotation per class per image.
+
+    Example:
+
+        datatools convert from-masks --masks masks/ --out data/
+    """
+    ann_dir = masks / ANN_DIR if (masks / ANN_DIR).is_dir() else masks
+    images = images or masks / IMG_DIR
+    classes = classes or masks / CLASSES_FILE
+    if not images.is_dir():
+        raise DatatoolsError(f"{images}: image folder not found (give --images)")
+    coco_dict = mask_dir_to_coco(ann_dir, images, ClassMap.load(classes))
+    Dataset(coco_dict, images).save(out, overwrite=overwrite)
+    typer.echo(f"wrote {len(coco_dict['images'])} images and {len(coco_dict['annotations'])} annotations to {out}")
+
+
+@app.command("polygon-json")
+@handle_errors
+def polygon_json(
+    labels: Annotated[Path, typer.Option("--labels", help="Tree of per-image polygon JSON files.")],
+    images: Annotated[Path, typer.Option("--images", help="Image tree mirrored by --labels.")],
+    out: OutOpt,
+    classes: Annotated[str | None, typer.Option("--classes", help="Comma-separated class order "
+                                                "[default: order of first appearance].", show_default=False)]
+    = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Per-image polygon JSON (hand-bone X-ray style) -> datatools dataset folder (COCO polygons).
+
+    The image's folder (e.g. the patient id) is kept as images[].attributes.folder, for grouped folds.
+
+    Example:
+
+        datatools convert polygon-json --labels train/outputs_json --images train/DCM --out xray/
+    """
+    from datatools.formats.polygon_json import polygon_json_to_coco
+
+    names = [c.strip() for c in classes.split(",")] if classes else None
+    coco_dict = polygon_json_to_coco(labels, images, names)
+    Dataset(coco_dict, images).save(out, overwrite=overwrite)
+    typer.echo(f"wrote {len(coco_dict['images'])} images and {len(coco_dict['annotations'])} annotations to {out}")
+
+
+StyleOpt = Annotated[SubmissionStyle, typer.Option("--style", help="class-ids: image_id,PredictionString (trash); "
+                                                   "rle: image_name,class,rle (X-ray).")]
+SizeOpt = Annotated[int, typer.Option("--size", min=1, help="class-ids: side the masks are resized to.")]
+
+
+@app.command("submission")
+@handle_errors
+def submission(
+    masks: Annotated[Path, typer.Option("--masks", help="Mask folder (ann_dir/, classes.json) or an ann_dir.")],
+    out: Annotated[Path, typer.Option("--out", help="Submission CSV to write.")],
+    style: StyleOpt,
+    size: SizeOpt = 256,
+    classes: Annotated[Path | None, typer.Option("--classes", help="classes.json [default: MASKS/classes.json].",
+                                                 show_default=False)] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Mask folder -> competition submission CSV.
+
+    Example:
+
+        datatools convert submission --masks pred/ --style class-ids --size 256 --out submission.csv
+    """
+    if out.exists() and not overwrite:
+        raise DatatoolsError(f"{out}: exists (pass --overwrite to replace it)")
+    n = mask_dir_to_submission(masks, out, style, size=size, classes=classes)
+    typer.echo(f"wrote {n} images to {out}")
+
+
+@app.command("from-submission")
+@handle_errors
+def from_submission(
+    csv: Annotated[Path, typer.Option("--csv", help="Submission CSV.")],
+    out: OutOpt,
+    style: StyleOpt,
+    classes: Annotated[Path, typer.Option("--classes", help="classes.json naming the classes.")],
+    size: SizeOpt = 256,
+    shape: Annotated[str | None, typer.Option("--shape", help="rle: mask height,width, e.g. 2048,2048.",
+                                              show_default=False)] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Competition submission CSV -> mask folder (ann_dir/ + classes.json).
+
+    Example:
+
+        datatools convert from-submission --csv output.csv --style rle --shape 2048,2048 --classes classes.json \\
+            --out pred_masks/
+    """
+    shape_hw = None
+    if shape:
+        try:
+            h, w = (int(v) for v in shape.split(","))
+        except ValueError:
+            raise typer.BadParameter(f"--shape must be H,W, got {shape!r}") from None
+        shape_hw = (h, w)
+    n = submission_to_mask_dir(csv, out, style, ClassMap.load(classes), size=size, shape_hw=shape_hw,
+                               overwrite=overwrite)
+    typer.echo(f"wrote {n} masks to {out / ANN_DIR}")

@@ -1,0 +1,43 @@
+"""The ``datatools`` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from datatools import __version__
+from datatools.cli import convert
+from datatools.cli.validate import validate
+
+app = typer.Typer(
+    name="datatools",
+    help="Understand, split, clean, grow and pseudo-label semantic-segmentation datasets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"datatools {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Every command reads a dataset as --ann F --images DIR (or --data DIR) and writes to --out DIR."""
+
+
+app.command("validate")(validate)
+app.add_typer(convert.app, name="convert")
+
+
+def main() -> None:
+    app()

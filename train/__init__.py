@@ -1,0 +1,16 @@
+"""train: a thin segmentation_models_pytorch trainer over datatools datasets (extra ``[train]``).
+
+Importing this package does not import torch; the modules that build models do, when they are used.
+"""
+
+from __future__ import annotations
+
+__all__ = ["create_model"]
+
+
+def __getattr__(name: str):  # noqa: ANN202 - lazy export keeps `import train` free of torch
+    if name == "create_model":
+        from train.model import create_model
+
+        return create_model
+    raise AttributeError(name)
