@@ -45,7 +45,9 @@ def read_coco_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise UnreadableFileError(f"{path}: not UTF-8 text, expected a COCO json file") from None
     except json.JSONDecodeError as exc:
-        what = "truncated JSON" if exc.pos >= len(raw.rstrip()) else "invalid JSON"
+        # a cut inside a string is reported at the string's start, so "Unterminated string" means truncated too
+        truncated = exc.pos >= len(raw.rstrip()) or exc.msg.startswith("Unterminated string")
+        what = "truncated JSON" if truncated else "invalid JSON"
         raise UnreadableFileError(f"{path}: {what} at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
     if not isinstance(coco, dict):
         raise InvalidDatasetError(f"{path}: top level is a JSON {type(coco).__name__}, expected an object")
@@ -63,5 +65,12 @@ def read_coco_json(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def write_coco_json(path: str | os.PathLike[str], coco: dict[str, Any]) -> None:
-    """Write a COCO dict atomically, every field kept, deterministic bytes."""
-    atomic_write_json(path, coco)
+    """Write a COCO dict atomically, every field kept, deterministic bytes.
+
+    Raises:
+        InvalidDatasetError: the dict holds NaN or infinite numbers, which JSON cannot carry.
+    """
+    try:
+        atomic_write_json(path, coco)
+    except ValueError as exc:
+        raise InvalidDatasetError(f"{path}: cannot be written as JSON ({exc})") from None

@@ -89,8 +89,8 @@ class Dataset:
         Args:
             ann: COCO instance json.
             images: image root.
-            check_files: also check every image file exists, is readable and has the declared size (headers
-                only, no decoding).
+            check_files: also check every image file exists, is readable and has the declared size (headers,
+                plus a full decode of JPEG/PNG files whose end marker is missing, i.e. truncated ones).
             skip_invalid: drop records with errors (and the annotations of dropped images and categories)
                 instead of refusing; what was dropped is in ``dropped``.
             workers: processes for the file checks.

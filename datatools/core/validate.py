@@ -13,7 +13,7 @@ from datatools.core.paths import file_name_problem
 
 __all__ = ["validate_records"]
 
-E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO
+E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 
 
 def _is_int(value: object) -> bool:
@@ -64,8 +64,9 @@ class _Checker:
         them, so such a record could be read but never written back."""
         bad = [key for key, value in rec.items() if key != "segmentation" and _has_non_finite(value)]
         if bad:
-            self.add(E, "nan-value", f"{section}[{i}] (id {rec.get('id')!r}): "
-                     f"{', '.join(repr(k) for k in bad)} holds NaN or infinite numbers", section, i, rec.get("id"))
+            fields = ", ".join(repr(k) for k in bad)
+            self.add(E, "nan-value", f"{section}[{i}] (id {rec.get('id')!r}): {fields} holds NaN or infinite "
+                     "numbers", section, i, rec.get("id"))
 
     def unique_ids(self, section: str, code: str) -> None:
         seen: set[Any] = set()
@@ -109,8 +110,11 @@ def _images(c: _Checker) -> dict[int, tuple[int, int]]:
 
 def _categories(c: _Checker) -> set[int]:
     c.unique_ids("categories", "duplicate-category-id")
-    ids: set[int] = set()
-    names: Counter[str] = Counter(cat["name"] for cat in c.coco["categories"] if isinstance(cat.get("name"), str))
+    # every integer id is known, even that of a broken record: its annotations are not "unknown" (the record's
+    # own error is reported, and dropping it drops them)
+    ids: set[int] = {cat["id"] for cat in c.coco["categories"] if _is_int(cat.get("id"))}
+    names: Counter[str] = Counter(cat["name"] for cat in c.coco["categories"]
+                                  if isinstance(cat.get("name"), str))
     for i, cat in enumerate(c.coco["categories"]):
         if not c.required("categories", i, cat, ("id", "name")):
             continue
@@ -120,8 +124,6 @@ def _categories(c: _Checker) -> set[int]:
             c.add(E, "bad-category-name", f"category id {rid!r}: name {cat['name']!r} must be a string",
                   "categories", i, rid)
             continue
-        if _is_int(rid):
-            ids.add(rid)
         if rid == 0:
             c.add(W, "category-id-zero", f"category {cat['name']!r} has id 0; it gets its own mask value, never the "
                   "background 0", "categories", i, rid)
@@ -165,9 +167,9 @@ def _polygon_problems(segm: list[Any], hw: tuple[int, int]) -> Iterator[tuple[Se
 def _compressed_rle_runs(counts: str | bytes) -> list[int] | None:
     """The run lengths of a compressed COCO RLE string, or ``None`` when it is malformed.
 
-    Reads the format of pycocotools ``rleFrString`` (6-bit groups offset by 48, runs after the third stored as a
-    difference to the run two before). Only used to check a string before pycocotools decodes it: pycocotools
-    raises on runs that overflow the mask and leaves pixels unset when they fall short.
+    Reads the format of pycocotools ``rleFrString`` (6-bit groups offset by 48, runs after the third stored
+    as a difference to the run two before). Only used to check a string before pycocotools decodes it:
+    pycocotools raises on runs that overflow the mask and leaves pixels unset when they fall short.
     """
     try:
         data = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
@@ -287,6 +289,6 @@ def validate_records(coco: dict[str, Any], file: str = "<annotations>") -> list[
     used = _annotations(c, sizes, cat_ids)
     for i, img in enumerate(coco["images"]):
         if "id" in img and _hashable(img["id"]) and img["id"] not in used:
-            c.add(I, "no-annotations", f"image id {img['id']} ({img.get('file_name')!r}) has no annotations",
+            c.add(INFO, "no-annotations", f"image id {img['id']} ({img.get('file_name')!r}) has no annotations",
                   "images", i, img["id"])
     return c.issues

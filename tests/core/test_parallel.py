@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from datatools.core.parallel import item_seed, parallel_map
 
 
 def _pid_and_square(x: int) -> tuple[int, int]:
+    time.sleep(0.005)  # long enough that one worker cannot drain the queue before the other starts
     return os.getpid(), x * x
 
 
@@ -24,8 +26,8 @@ def _boom(x: int) -> int:
 
 
 def test_results_are_ordered_and_use_several_processes() -> None:
-    out = parallel_map(_pid_and_square, list(range(200)), workers=2, progress=False, chunksize=1)
-    assert [sq for _, sq in out] == [x * x for x in range(200)]
+    out = parallel_map(_pid_and_square, list(range(60)), workers=2, progress=False, chunksize=1)
+    assert [sq for _, sq in out] == [x * x for x in range(60)]
     assert len({pid for pid, _ in out}) == 2
     assert os.getpid() not in {pid for pid, _ in out}
 
