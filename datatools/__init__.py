@@ -24,6 +24,8 @@ from datatools.core.masks import (
 )
 from datatools.core.parallel import parallel_map
 from datatools.formats.mask_dir import coco_to_mask_dir, mask_dir_to_coco
+from datatools.formats.polygon_json import coco_to_polygon_json, polygon_json_to_coco
+from datatools.formats.submission_dir import mask_dir_to_submission, submission_to_mask_dir
 from datatools.validation import ValidationResult, validate_dataset
 
 __version__ = "0.1.0"
@@ -43,11 +45,15 @@ __all__ = [
     "__version__",
     "annotation_to_rle",
     "coco_to_mask_dir",
+    "coco_to_polygon_json",
     "mask_dir_to_coco",
+    "mask_dir_to_submission",
     "mask_to_rle",
     "parallel_map",
+    "polygon_json_to_coco",
     "rasterize_multilabel",
     "rasterize_semantic",
     "rle_to_mask",
+    "submission_to_mask_dir",
     "validate_dataset",
 ]

@@ -11,14 +11,14 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from datatools.core.atomic import atomic_write_json
+from datatools.core.atomic import atomic_write_text
 from datatools.core.errors import InvalidDatasetError, UnreadableFileError
 
 __all__ = ["BACKGROUND", "IGNORE_INDEX", "ClassInfo", "ClassMap", "voc_palette"]
@@ -30,6 +30,11 @@ MAX_CLASSES = 254
 
 def voc_palette(n: int = 256) -> npt.NDArray[np.uint8]:
     """The PASCAL VOC colour map: (n, 3) uint8, 0 black, 255 the VOC ignore colour."""
+    return _voc_palette(n).copy()
+
+
+@lru_cache(maxsize=4)
+def _voc_palette(n: int) -> npt.NDArray[np.uint8]:
     palette = np.zeros((n, 3), dtype=np.uint8)
     for i in range(n):
         c, rgb = i, [0, 0, 0]
@@ -125,8 +130,9 @@ class ClassMap:
         return entries
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write ``classes.json`` atomically."""
-        atomic_write_json(path, self.to_json(), indent=1)
+        """Write ``classes.json`` atomically, one class per line."""
+        lines = ",\n ".join(json.dumps(e, ensure_ascii=False) for e in self.to_json())
+        atomic_write_text(path, f"[{lines}]\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ClassMap:
