@@ -28,6 +28,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check datatools train tests benchmarks examples
+	$(VENV)/bin/mypy datatools train
 
 bench: $(STAMP)
 	$(PY) benchmarks/rasterise.py

@@ -13,6 +13,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -94,7 +95,7 @@ def read_image(
         raise UnreadableFileError(f"{path}: image could not be decoded")
     if mode == "rgb":
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image
+    return cast("npt.NDArray[np.uint8]", image)
 
 
 @contextlib.contextmanager
@@ -170,12 +171,11 @@ def check_image_file(path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_P
 def encode_image(image: npt.NDArray[np.uint8], ext: str, quality: int = 95) -> bytes:
     """Encode RGB (H, W, 3) or gray (H, W) pixels as ``ext`` (".jpg", ".png", ...) bytes."""
     ext = ext.lower() if ext.startswith(".") else "." + ext.lower()
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
     params: list[int] = []
     if ext in (".jpg", ".jpeg"):
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
-    ok, buf = cv2.imencode(ext, image, params)
+    ok, buf = cv2.imencode(ext, pixels, params)
     if not ok:
         raise UnreadableFileError(f"cannot encode an image as {ext}")
     return buf.tobytes()

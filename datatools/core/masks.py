@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -204,7 +204,8 @@ def rasterize_semantic(
     for rle in [*crowd_regions, *ignore]:
         np.putmask(out_t, mask_utils.decode(rle).T.view(bool), IGNORE_INDEX)
     # cv2.transpose is ~10x faster than np.ascontiguousarray(out_t.T) and gives the same array
-    return cv2.transpose(out_t) if out_t.size else np.ascontiguousarray(out_t.T)
+    out = cv2.transpose(out_t) if out_t.size else np.ascontiguousarray(out_t.T)
+    return cast("npt.NDArray[np.uint8]", out)
 
 
 def rasterize_multilabel(

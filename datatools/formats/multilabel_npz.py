@@ -27,7 +27,10 @@ def write_multilabel(path: str | os.PathLike[str], masks: npt.NDArray[np.bool_])
     """Write (K, H, W) bool planes as ``packed`` (bits along W) and ``shape``; readable with ``np.load``."""
     if masks.ndim != 3 or masks.dtype != np.bool_:
         raise ValueError(f"masks must be (K, H, W) bool, got shape {masks.shape} and dtype {masks.dtype}")
-    members = {"packed.npy": np.packbits(masks, axis=-1), "shape.npy": np.asarray(masks.shape, dtype=np.int64)}
+    members: dict[str, npt.NDArray[np.generic]] = {
+        "packed.npy": np.packbits(masks, axis=-1),
+        "shape.npy": np.asarray(masks.shape, dtype=np.int64),
+    }
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, array in members.items():
             info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
