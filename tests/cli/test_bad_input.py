@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 import subprocess
 import sys
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import pytest
-
-Mutate = Callable[[dict[str, Any], Path], None]
+from coco_mutations import (
+    Mutate,
+    delete_field,
+    jpeg_bytes,
+    missing_file,
+    png_bomb_bytes,
+    set_field,
+    wrong_size_file,
+)
 
 
 def run_datatools(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -33,34 +36,6 @@ def convert(command: str, ann: Path, images: Path, out: Path, *extra: str) -> su
     return run_datatools(*args)
 
 
-def _set(section: str, index: int, **values: Any) -> Mutate:
-    def mutate(coco: dict[str, Any], images: Path) -> None:
-        coco[section][index].update(values)
-
-    return mutate
-
-
-def _delete(section: str, index: int, key: str) -> Mutate:
-    def mutate(coco: dict[str, Any], images: Path) -> None:
-        del coco[section][index][key]
-
-    return mutate
-
-
-def _jpeg() -> bytes:
-    ok, buf = cv2.imencode(".jpg", np.full((24, 32, 3), 127, np.uint8))
-    assert ok
-    return buf.tobytes()
-
-
-def _bomb() -> bytes:
-    ok, buf = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))
-    data = bytearray(buf.tobytes())
-    data[16:24] = struct.pack(">II", 60000, 60000)
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
-    return bytes(data)
-
-
 def _file(data: Callable[[], bytes], name: str = "a.jpg") -> Mutate:
     """Image 10 becomes ``name`` holding ``data()``."""
 
@@ -69,14 +44,6 @@ def _file(data: Callable[[], bytes], name: str = "a.jpg") -> Mutate:
         coco["images"][0]["file_name"] = name
 
     return mutate
-
-
-def _missing_file(coco: dict[str, Any], images: Path) -> None:
-    (images / "a.png").unlink()
-
-
-def _wrong_size(coco: dict[str, Any], images: Path) -> None:
-    cv2.imwrite(str(images / "a.png"), np.zeros((24, 40, 3), np.uint8))
 
 
 def _absolute(coco: dict[str, Any], images: Path) -> None:
@@ -89,17 +56,17 @@ def _dotdot(coco: dict[str, Any], images: Path) -> None:
 
 
 def _segm(value: Any) -> Mutate:
-    return _set("annotations", 0, segmentation=value)
+    return set_field("annotations", 0, segmentation=value)
 
 
 # (case id, mutate, whose path the error line names: "json" or "image")
 ERROR_CASES: list[tuple[str, Mutate, str]] = [
-    ("missing-key", _delete("annotations", 0, "image_id"), "json"),
-    ("duplicate-image-id", _set("images", 1, id=10), "json"),
-    ("duplicate-annotation-id", _set("annotations", 1, id=100), "json"),
-    ("duplicate-category-id", _set("categories", 1, id=3), "json"),
-    ("unknown-image", _set("annotations", 0, image_id=99), "json"),
-    ("unknown-category", _set("annotations", 0, category_id=99), "json"),
+    ("missing-key", delete_field("annotations", 0, "image_id"), "json"),
+    ("duplicate-image-id", set_field("images", 1, id=10), "json"),
+    ("duplicate-annotation-id", set_field("annotations", 1, id=100), "json"),
+    ("duplicate-category-id", set_field("categories", 1, id=3), "json"),
+    ("unknown-image", set_field("annotations", 0, image_id=99), "json"),
+    ("unknown-category", set_field("annotations", 0, category_id=99), "json"),
     ("empty-segmentation", _segm([]), "json"),
     ("null-segmentation", _segm(None), "json"),
     ("two-point-polygon", _segm([[2, 2, 10, 2]]), "json"),
@@ -110,11 +77,11 @@ ERROR_CASES: list[tuple[str, Mutate, str]] = [
     ("rle-compressed-garbage", _segm({"size": [24, 32], "counts": "abc"}), "json"),
     ("absolute-file-name", _absolute, "json"),
     ("dotdot-file-name", _dotdot, "json"),
-    ("missing-image", _missing_file, "image"),
+    ("missing-image", missing_file, "image"),
     ("not-an-image", _file(lambda: b"<html>not a picture</html>\n" * 9), "image"),
-    ("truncated-jpeg", _file(lambda: _jpeg()[: len(_jpeg()) // 2]), "image"),
-    ("wrong-size-image", _wrong_size, "image"),
-    ("decompression-bomb", _file(_bomb, "a.png"), "image"),
+    ("truncated-jpeg", _file(lambda: jpeg_bytes()[: len(jpeg_bytes()) // 2]), "image"),
+    ("wrong-size-image", wrong_size_file, "image"),
+    ("decompression-bomb", _file(png_bomb_bytes, "a.png"), "image"),
 ]
 
 
@@ -156,9 +123,9 @@ def _read_out(out: Path) -> dict[str, Any]:
 
 # (case id, mutate, dropped (severity code record-id) lines, images kept, annotations kept)
 SKIP_CASES: list[tuple[str, Mutate, list[str], list[int], list[int]]] = [
-    ("unknown-category", _set("annotations", 1, category_id=99), ["[unknown-category]"], [10, 20], [100, 102]),
+    ("unknown-category", set_field("annotations", 1, category_id=99), ["[unknown-category]"], [10, 20], [100, 102]),
     ("nan-coordinates", _segm([[2, math.nan, 10, 2, 10, 10]]), ["[nan-coordinates]"], [10, 20], [101, 102]),
-    ("truncated-jpeg", _file(lambda: _jpeg()[: len(_jpeg()) // 2]), ["[unreadable-image]"], [20], [102]),
+    ("truncated-jpeg", _file(lambda: jpeg_bytes()[: len(jpeg_bytes()) // 2]), ["[unreadable-image]"], [20], [102]),
     ("dotdot-file-name", _dotdot, ["[unsafe-file-name]"], [20], [102]),
 ]
 
@@ -187,7 +154,7 @@ def test_skip_invalid_drops_and_reports(make_coco, tmp_path: Path, mutate: Mutat
 
 
 def test_skip_invalid_masks_leaves_out_the_dropped_image(make_coco, tmp_path: Path) -> None:
-    ann, images, _ = make_coco(mutate=_missing_file)
+    ann, images, _ = make_coco(mutate=missing_file)
     out = tmp_path / "out"
     proc = convert("masks", ann, images, out, "--skip-invalid")
     assert proc.returncode == 0, proc.stderr

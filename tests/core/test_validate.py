@@ -6,8 +6,6 @@ import json
 import math
 import re
 import resource
-import struct
-import zlib
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +14,16 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from coco_mutations import (
+    Mutate,
+    delete_field,
+    jpeg_bytes,
+    missing_file,
+    noise,
+    png_bomb_bytes,
+    set_field,
+    wrong_size_file,
+)
 from pycocotools import mask as mask_utils
 
 from datatools.core.errors import InvalidDatasetError, UnreadableFileError
@@ -25,31 +33,12 @@ from datatools.core.validate import validate_records
 from datatools.core.validate_files import validate_files
 from datatools.validation import validate_dataset
 
-Mutate = Callable[[dict[str, Any], Path], None]
 Expected = list[tuple[str, str, Any]]  # (severity, code, record id)
-
-
-def _noise(h: int, w: int) -> np.ndarray:
-    return np.random.default_rng(1).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
 
 
 def _segm(index: int, segmentation: Any) -> Mutate:
     def mutate(coco: dict[str, Any], images: Path) -> None:
         coco["annotations"][index]["segmentation"] = segmentation
-
-    return mutate
-
-
-def _set(section: str, index: int, **values: Any) -> Mutate:
-    def mutate(coco: dict[str, Any], images: Path) -> None:
-        coco[section][index].update(values)
-
-    return mutate
-
-
-def _delete(section: str, index: int, key: str) -> Mutate:
-    def mutate(coco: dict[str, Any], images: Path) -> None:
-        del coco[section][index][key]
 
     return mutate
 
@@ -62,23 +51,6 @@ def _image_file(name: str, data: Callable[[Path], bytes]) -> Mutate:
         coco["images"][0]["file_name"] = name
 
     return mutate
-
-
-def jpeg_bytes(h: int = 24, w: int = 32) -> bytes:
-    ok, buf = cv2.imencode(".jpg", _noise(h, w))
-    assert ok
-    return buf.tobytes()
-
-
-def png_bomb_bytes(width: int = 60000, height: int = 60000) -> bytes:
-    """A real 1x1 PNG whose IHDR is patched to declare ``width`` x ``height`` (CRC fixed): no pixels behind it."""
-    ok, buf = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))
-    assert ok
-    data = bytearray(buf.tobytes())
-    assert data[12:16] == b"IHDR"
-    data[16:24] = struct.pack(">II", width, height)
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
-    return bytes(data)
 
 
 def _drop_annotation(ann_id: int) -> Mutate:
@@ -108,14 +80,6 @@ def _escaping_name(coco: dict[str, Any], images: Path) -> None:
     coco["images"][1]["file_name"] = "../outside.png"
 
 
-def _missing_file(coco: dict[str, Any], images: Path) -> None:
-    (images / "a.png").unlink()
-
-
-def _wrong_size_file(coco: dict[str, Any], images: Path) -> None:
-    assert cv2.imwrite(str(images / "a.png"), _noise(24, 40))
-
-
 def _compressed_rle(mask_hw: tuple[int, int] = (24, 32)) -> dict[str, Any]:
     mask = np.zeros(mask_hw, np.uint8)
     mask[3:9, 4:12] = 1
@@ -140,18 +104,18 @@ CASES: list[tuple[str, Mutate | None, Expected, str]] = [
     ("clean-crowd-uncompressed-rle", _crowd_rle, [], ""),
     ("clean-polygon-on-the-border", _segm(0, [[0, 0, 32, 0, 32, 24, 0, 24]]), [], ""),
     # records
-    ("missing-key-image", _delete("images", 1, "width"), [(E, "missing-key", 20)], "records"),
-    ("missing-key-annotation", _delete("annotations", 1, "category_id"), [(E, "missing-key", 101)], "records"),
-    ("missing-key-category", _delete("categories", 0, "name"), [(E, "missing-key", 3)], "records"),
-    ("duplicate-image-id", _set("images", 1, id=10), [(E, "duplicate-image-id", 10), (E, "unknown-image", 102)],
+    ("missing-key-image", delete_field("images", 1, "width"), [(E, "missing-key", 20)], "records"),
+    ("missing-key-annotation", delete_field("annotations", 1, "category_id"), [(E, "missing-key", 101)], "records"),
+    ("missing-key-category", delete_field("categories", 0, "name"), [(E, "missing-key", 3)], "records"),
+    ("duplicate-image-id", set_field("images", 1, id=10), [(E, "duplicate-image-id", 10), (E, "unknown-image", 102)],
      "records"),
-    ("duplicate-annotation-id", _set("annotations", 2, id=100), [(E, "duplicate-annotation-id", 100)], "records"),
+    ("duplicate-annotation-id", set_field("annotations", 2, id=100), [(E, "duplicate-annotation-id", 100)], "records"),
     ("duplicate-category-id", _duplicate_category_id, [(E, "duplicate-category-id", 3)], "records"),
-    ("unknown-image", _set("annotations", 1, image_id=99), [(E, "unknown-image", 101)], "records"),
-    ("unknown-category", _set("annotations", 1, category_id=99), [(E, "unknown-category", 101)], "records"),
+    ("unknown-image", set_field("annotations", 1, image_id=99), [(E, "unknown-image", 101)], "records"),
+    ("unknown-category", set_field("annotations", 1, category_id=99), [(E, "unknown-category", 101)], "records"),
     ("empty-list-segmentation", _segm(0, []), [(E, "empty-segmentation", 100)], "records"),
     ("null-segmentation", _segm(0, None), [(E, "no-segmentation", 100)], "records"),
-    ("no-segmentation-key", _delete("annotations", 0, "segmentation"), [(E, "no-segmentation", 100)], "records"),
+    ("no-segmentation-key", delete_field("annotations", 0, "segmentation"), [(E, "no-segmentation", 100)], "records"),
     ("two-point-polygon", _segm(0, [[2, 2, 10, 2]]), [(E, "too-few-points", 100)], "records"),
     ("nan-coordinates", _segm(0, [[2, math.nan, 10, 2, 10, 10]]), [(E, "nan-coordinates", 100)], "records"),
     ("polygon-fully-outside", _segm(0, [[40, 30, 60, 30, 60, 50]]), [(E, "outside-image", 100)], "records"),
@@ -164,25 +128,25 @@ CASES: list[tuple[str, Mutate | None, Expected, str]] = [
      "records"),
     ("compressed-rle-garbage", _segm(0, {"size": [24, 32], "counts": "abc"}), [(E, "bad-rle", 100)], "records"),
     ("compressed-rle-too-short", _segm(0, {"size": [24, 32], "counts": "0"}), [(E, "bad-rle", 100)], "records"),
-    ("nan-bbox", _set("annotations", 2, bbox=[4, math.nan, 10, 10]), [(E, "nan-value", 102)], "records"),
-    ("duplicate-category-name", _set("categories", 1, name="cat"),
+    ("nan-bbox", set_field("annotations", 2, bbox=[4, math.nan, 10, 10]), [(E, "nan-value", 102)], "records"),
+    ("duplicate-category-name", set_field("categories", 1, name="cat"),
      [(W, "duplicate-category-name", 3), (W, "duplicate-category-name", 7)], "records"),
     ("category-id-zero", _category_zero, [(W, "category-id-zero", 0)], "records"),
     ("image-without-annotations", _drop_annotation(102), [(I, "no-annotations", 20)], "records"),
     ("absolute-file-name", _absolute_name, [(E, "unsafe-file-name", 20)], "records"),
-    ("windows-absolute-file-name", _set("images", 1, file_name="C:\\data\\b.png"), [(E, "unsafe-file-name", 20)],
+    ("windows-absolute-file-name", set_field("images", 1, file_name="C:\\data\\b.png"), [(E, "unsafe-file-name", 20)],
      "records"),
     ("dotdot-file-name", _escaping_name, [(E, "unsafe-file-name", 20)], "records"),
-    ("inner-dotdot-file-name", _set("images", 1, file_name="sub/../../b.png"), [(E, "unsafe-file-name", 20)],
+    ("inner-dotdot-file-name", set_field("images", 1, file_name="sub/../../b.png"), [(E, "unsafe-file-name", 20)],
      "records"),
     # files
-    ("missing-image-file", _missing_file, [(E, "missing-image", 10)], "files"),
+    ("missing-image-file", missing_file, [(E, "missing-image", 10)], "files"),
     ("not-an-image", _image_file("a.jpg", lambda d: b"this is not a jpeg\n" * 20), [(E, "unreadable-image", 10)],
      "files"),
     ("truncated-jpeg", _image_file("a.jpg", lambda d: jpeg_bytes()[: len(jpeg_bytes()) // 2]),
      [(E, "unreadable-image", 10)], "files"),
-    ("wrong-size-image", _wrong_size_file, [(E, "image-size-mismatch", 10)], "files"),
-    ("wrong-declared-size", _set("images", 0, height=25), [(E, "image-size-mismatch", 10)], "files"),
+    ("wrong-size-image", wrong_size_file, [(E, "image-size-mismatch", 10)], "files"),
+    ("wrong-declared-size", set_field("images", 0, height=25), [(E, "image-size-mismatch", 10)], "files"),
     ("decompression-bomb", _image_file("a.png", lambda d: png_bomb_bytes()), [(E, "image-too-large", 10)],
      "files"),
 ]
@@ -235,7 +199,7 @@ def test_each_problem_is_reported(make_coco, mutate: Mutate | None, expected: Ex
 
 
 def test_records_are_checked_without_the_disk(make_coco) -> None:
-    _, _, coco = make_coco(mutate=_missing_file)
+    _, _, coco = make_coco(mutate=missing_file)
     assert validate_records(coco, "x.json") == []
 
 
@@ -277,7 +241,7 @@ def test_bomb_is_refused_from_the_header(tmp_path: Path) -> None:
         read_image_size(path)
     # our own limit applies below Pillow's: a small file over max_pixels is refused the same way
     small = tmp_path / "small.png"
-    assert cv2.imwrite(str(small), _noise(24, 32))
+    assert cv2.imwrite(str(small), noise(24, 32))
     with pytest.raises(UnreadableFileError, match="over the limit of 700"):
         read_image_size(small, max_pixels=700)
     issue, = validate_files({"images": [{"id": 1, "file_name": "small.png", "width": 32, "height": 24}]},
@@ -287,7 +251,7 @@ def test_bomb_is_refused_from_the_header(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("decode", [False, True], ids=["headers", "decode"])
 def test_truncated_files_are_found_without_decoding(tmp_path: Path, decode: bool) -> None:
-    ok_png, png = cv2.imencode(".png", _noise(24, 32))
+    ok_png, png = cv2.imencode(".png", noise(24, 32))
     jpg, png = jpeg_bytes(), png.tobytes()
     files = {
         "cut.jpg": jpg[: len(jpg) // 2],
@@ -325,6 +289,6 @@ def test_truncated_files_are_found_without_decoding(tmp_path: Path, decode: bool
     ],
 )
 def test_malformed_values_are_errors_not_crashes(make_coco, section: str, key: str, value: Any, code: str) -> None:
-    _, _, coco = make_coco(mutate=_set(section, 0, **{key: value}))
+    _, _, coco = make_coco(mutate=set_field(section, 0, **{key: value}))
     issues = validate_records(coco, "x.json")
     assert (code, "error") in {(i.code, i.severity.value) for i in issues}, issues
