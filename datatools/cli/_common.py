@@ -78,8 +78,10 @@ def open_dataset(
     skip_invalid: bool = False,
     workers: int | None = None,
     check_files: bool = True,
+    progress: bool = True,
 ) -> Dataset:
     """Read a dataset by the CLI convention and report what --skip-invalid dropped."""
-    ds = Dataset.open(ann, images, data, skip_invalid=skip_invalid, workers=workers, check_files=check_files)
+    ds = Dataset.open(ann, images, data, skip_invalid=skip_invalid, workers=workers, check_files=check_files,
+                      progress=progress)
     report_dropped(ds.dropped)
     return ds

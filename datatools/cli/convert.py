@@ -68,7 +68,7 @@ def masks(
 
         datatools convert masks --ann train.json --images data/ --out masks/ --overlap class-priority:Battery
     """
-    ds = open_dataset(ann, images, data, skip_invalid=skip_invalid, workers=workers)
+    ds = open_dataset(ann, images, data, skip_invalid=skip_invalid, workers=workers, progress=progress)
     result = coco_to_mask_dir(ds, out, overlap=overlap, multilabel=multilabel, crowd=crowd,
                               copy_images=copy_images, overwrite=overwrite, workers=workers, progress=progress)
     kind = "multilabel planes" if result.multilabel else "masks"

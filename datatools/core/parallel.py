@@ -63,7 +63,7 @@ def parallel_map(
         workers: processes to use; ``None`` means all cores, ``1`` runs in this process.
         seed: base seed for per-item seeds, or ``None`` for functions that take no seed.
         desc: label of the progress bar (shown on stderr).
-        progress: show a progress bar.
+        progress: show a progress bar (only when stderr is a terminal).
         chunksize: items sent to a worker at a time (default: a few chunks per worker).
 
     Returns:
@@ -78,7 +78,9 @@ def parallel_map(
     workers = min(workers, max(n, 1))
     jobs = [(i, item, seed) for i, item in enumerate(items)]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    bar = Progress(*columns, console=Console(stderr=True), disable=not progress, transient=False)
+    console = Console(stderr=True)
+    # bars are for people at a terminal; in logs and pipes they would only add lines to stderr
+    bar = Progress(*columns, console=console, disable=not progress or not console.is_terminal, transient=False)
     results: list[R] = []
     if workers <= 1:
         _init(fn)
