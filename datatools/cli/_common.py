@@ -33,6 +33,7 @@ WorkersOpt = Annotated[
     int | None, typer.Option("--workers", min=1, help="Processes for per-image work [default: all cores].",
                              show_default=False)
 ]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed; the same inputs and seed give byte-identical outputs.")]
 SkipInvalidOpt = Annotated[
     bool,
     typer.Option("--skip-invalid", help="Drop records with errors (reported on stderr) instead of refusing."),
