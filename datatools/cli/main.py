@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from datatools import __version__
-from datatools.cli import convert
+from datatools.cli import convert, folds
 from datatools.cli.validate import validate
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ def _root(
 
 app.command("validate")(validate)
 app.add_typer(convert.app, name="convert")
+app.add_typer(folds.app, name="folds")
 
 
 def main() -> None:
