@@ -8,7 +8,9 @@ import typer
 
 from datatools import __version__
 from datatools.cli import convert, folds
+from datatools.cli.eda import eda
 from datatools.cli.validate import validate
+from train.cli import app as train_app  # imports no torch until a train command runs
 
 app = typer.Typer(
     name="datatools",
@@ -37,7 +39,9 @@ def _root(
 
 app.command("validate")(validate)
 app.add_typer(convert.app, name="convert")
+app.command("eda")(eda)
 app.add_typer(folds.app, name="folds")
+app.add_typer(train_app, name="train")
 
 
 def main() -> None:

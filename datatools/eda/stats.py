@@ -1,0 +1,294 @@
+"""Per-image facts for ``datatools eda``: one decode, small results (never pixels).
+
+:func:`image_stats` is the pure function mapped over the images. It reads the image once (channel sums and
+sums of squares for the dataset mean/std, brightness, contrast) and works on the annotations' RLEs as the
+rasteriser builds them: pixels claimed by two annotations or two classes, pixel counts per class under the
+overlap policy and how many pixels each other policy would label differently (:mod:`datatools.eda.overlaps`),
+and a downsampled per-class heat map. What it returns is a few numbers and fixed-size arrays per image, so
+the parent can add them up as they arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from pycocotools import mask as mask_utils
+
+from datatools.core.classes import ClassMap
+from datatools.core.errors import UnreadableFileError
+from datatools.core.imageio import read_image
+from datatools.core.issues import Issue, Severity
+from datatools.core.masks import Overlap, OverlapPolicy, annotation_to_rle, mask_to_rle, rasterize_semantic
+from datatools.eda.gallery import render_thumbnail
+from datatools.eda.overlaps import find_overlaps, resolve
+
+__all__ = [
+    "HEAT_SIZE",
+    "ImageJob",
+    "ImageStats",
+    "PixelStats",
+    "StatsConfig",
+    "compared_policies",
+    "image_stats",
+    "image_thumbnail",
+]
+
+#: Side of the per-class spatial heat map (every image is mapped onto the same HEAT_SIZE x HEAT_SIZE grid).
+HEAT_SIZE = 64
+
+
+def compared_policies(chosen: OverlapPolicy) -> tuple[OverlapPolicy, ...]:
+    """The overlap policies an image's mask is compared with: every policy, plus ``chosen`` if it is a
+    class-priority one (which needs class names, so it is only compared when given)."""
+    policies = [OverlapPolicy(kind) for kind in Overlap if kind is not Overlap.CLASS_PRIORITY]
+    if chosen.kind is Overlap.CLASS_PRIORITY:
+        policies.append(chosen)
+    return tuple(policies)
+
+
+@dataclass(frozen=True)
+class StatsConfig:
+    """What every worker needs to know, sent once per worker.
+
+    Attributes:
+        root: image root.
+        class_map: category id -> mask value.
+        overlap: the overlap policy the tables are computed with.
+        read_pixels: decode the images (``False``: annotation-only, no image statistics).
+        heat_size: side of the per-class heat map.
+        thumb_width: width of gallery thumbnails, in pixels.
+    """
+
+    root: str
+    class_map: ClassMap
+    overlap: OverlapPolicy
+    read_pixels: bool = True
+    heat_size: int = HEAT_SIZE
+    thumb_width: int = 320
+    palette: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros((256, 3), np.uint8), compare=False)
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One image's records: small enough to send to a worker.
+
+    Attributes:
+        index: position of the image in the dataset.
+        image_id: COCO image id.
+        file_name: path relative to the image root.
+        height: declared height.
+        width: declared width.
+        annotations: the image's annotations (``id``, ``category_id``, ``segmentation``, ``iscrowd``), in file order.
+        ignore: ignore regions (``images[].datatools.ignore``) as RLE.
+        thumbnail: also return a gallery thumbnail (JPEG bytes).
+    """
+
+    index: int
+    image_id: Any
+    file_name: str
+    height: int
+    width: int
+    annotations: list[dict[str, Any]]
+    ignore: list[dict[str, Any]] = field(default_factory=list)
+    thumbnail: bool = False
+
+
+@dataclass(frozen=True)
+class PixelStats:
+    """What one decode of an image tells: channel statistics in RGB order, on the 0..255 scale.
+
+    ``channel_sum`` and ``channel_sumsq`` are sums over the image's pixels, for the dataset mean/std;
+    brightness and contrast are the mean and standard deviation of the gray (BT.601 luma) image.
+    """
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    channel_sum: tuple[float, float, float]
+    channel_sumsq: tuple[float, float, float]
+    pixels: int
+    brightness: float
+    contrast: float
+
+
+@dataclass
+class ImageStats:
+    """The facts of one image; small: a few numbers plus arrays whose size does not depend on the image.
+
+    Attributes:
+        index: position of the image in the dataset.
+        class_px: (K + 2,) int64 pixel counts of the semantic mask: background, classes 1..K, ignore.
+        ann_px: true pixel area of each annotation, in file order.
+        ann_bbox_xywh: each annotation's box from its mask (x, y, w, h).
+        heat_values: the class values annotated in the image, one per plane of ``heat``.
+        heat: (n, S, S) uint8, 1 where the class's annotations cover a cell of the heat-map grid.
+        overlap_px: pixels claimed by at least two annotations.
+        conflict_px: pixels claimed by at least two different classes.
+        pair_px: ``(value_a, value_b, pixels)`` with ``value_a <= value_b``: pixels claimed by both classes
+            (``a == b``: by two annotations of the same class).
+        changed_px: policy name -> pixels whose label differs from the chosen policy's mask.
+        pixels: image statistics, or ``None`` without ``read_pixels`` or when the file is bad.
+        issue: the file's problem (missing, unreadable, another size than declared), or ``None``.
+        thumbnail: JPEG bytes of the overlay thumbnail when asked for.
+    """
+
+    index: int
+    class_px: npt.NDArray[np.int64]
+    ann_px: list[int]
+    ann_bbox_xywh: list[tuple[float, float, float, float]]
+    heat_values: tuple[int, ...]
+    heat: npt.NDArray[np.uint8]
+    overlap_px: int = 0
+    conflict_px: int = 0
+    pair_px: list[tuple[int, int, int]] = field(default_factory=list)
+    changed_px: dict[str, int] = field(default_factory=dict)
+    pixels: PixelStats | None = None
+    issue: Issue | None = None
+    thumbnail: bytes | None = None
+
+
+def _pixel_stats(image: npt.NDArray[np.uint8]) -> PixelStats:
+    mean, std = cv2.meanStdDev(image)  # one read of the pixels; faster than splitting the channels
+    mean, std = mean.ravel(), std.ravel()
+    n = int(image.shape[0] * image.shape[1])
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    gray_mean = float(cv2.sumElems(gray)[0]) / n
+    gray_var = float(cv2.norm(gray, cv2.NORM_L2SQR)) / n - gray_mean * gray_mean
+    sums = mean * n
+    sumsq = (std * std + mean * mean) * n
+    return PixelStats(
+        mean=(float(mean[0]), float(mean[1]), float(mean[2])),
+        std=(float(std[0]), float(std[1]), float(std[2])),
+        channel_sum=(float(sums[0]), float(sums[1]), float(sums[2])),
+        channel_sumsq=(float(sumsq[0]), float(sumsq[1]), float(sumsq[2])),
+        pixels=n,
+        brightness=gray_mean,
+        contrast=max(gray_var, 0.0) ** 0.5,
+    )
+
+
+def _read(job: ImageJob, root: str) -> tuple[npt.NDArray[np.uint8] | None, Issue | None]:
+    path = Path(root) / job.file_name
+    where = f"image id {job.image_id}"
+    if not path.is_file():
+        return None, Issue(Severity.ERROR, "missing-image", f"{where}: file not found under the image root",
+                           str(path), "images", job.index, job.image_id)
+    try:
+        image = read_image(path)
+    except UnreadableFileError as exc:
+        message = str(exc).removeprefix(f"{path}: ")
+        return None, Issue(Severity.ERROR, "unreadable-image", f"{where}: {message}", str(path), "images",
+                           job.index, job.image_id)
+    h, w = image.shape[:2]
+    if (h, w) != (job.height, job.width):
+        return None, Issue(Severity.ERROR, "image-size-mismatch", f"{where}: file is {w}x{h}, the annotation file "
+                           f"says {job.width}x{job.height}", str(path), "images", job.index, job.image_id)
+    return image, None
+
+
+def _heat(
+    annotations: list[dict[str, Any]], rles: list[dict[str, Any]], values: list[int], hw: tuple[int, int], size: int
+) -> tuple[tuple[int, ...], npt.NDArray[np.uint8]]:
+    """Where each class's annotations sit, on a ``size`` x ``size`` grid: 1 where they cover a cell.
+
+    Polygons are scaled to the grid and rasterised there by the one rasteriser (cheap: no full-size mask);
+    RLE annotations are decoded and area-averaged (a cell counts when at least half covered).
+    """
+    h, w = hw
+    sx, sy = size / w, size / h
+    by_value: dict[int, list[dict[str, Any]]] = {}
+    for ann, rle, value in zip(annotations, rles, values, strict=True):
+        segm = ann["segmentation"]
+        if isinstance(segm, list):
+            scaled = []
+            for part in segm:
+                xy = np.asarray(part, dtype=np.float64).reshape(-1, 2) * (sx, sy)
+                scaled.append(xy.ravel().tolist())
+            small = annotation_to_rle(scaled, size, size)
+        else:
+            full = mask_utils.decode(rle)
+            cover = cv2.resize(np.ascontiguousarray(full) * np.uint8(255), (size, size), interpolation=cv2.INTER_AREA)
+            small = mask_to_rle(cover >= 128)
+        by_value.setdefault(value, []).append(small)
+    present = tuple(sorted(by_value))
+    planes = np.zeros((len(present), size, size), dtype=np.uint8)
+    for k, value in enumerate(present):
+        group = by_value[value]
+        union = group[0] if len(group) == 1 else mask_utils.merge(group, intersect=False)
+        planes[k] = mask_utils.decode(union)
+    return present, planes
+
+
+def image_stats(job: ImageJob, cfg: StatsConfig) -> ImageStats:
+    """Everything ``eda`` learns from one image, decoding it once.
+
+    Args:
+        job: the image's records.
+        cfg: shared settings.
+
+    Returns:
+        Small per-image facts (see :class:`ImageStats`); never the pixels.
+
+    Raises:
+        InvalidDatasetError: an annotation cannot be rasterised (validation catches this earlier).
+
+    Example:
+        >>> cm = ClassMap.from_categories([{"id": 1, "name": "a"}])
+        >>> job = ImageJob(0, 1, "a.png", 8, 8, [{"category_id": 1, "segmentation": [[0, 0, 4, 0, 4, 4, 0, 4]]}])
+        >>> stats = image_stats(job, StatsConfig(".", cm, OverlapPolicy(), read_pixels=False))
+        >>> stats.class_px.tolist()
+        [48, 16, 0]
+    """
+    cm = cfg.class_map
+    hw = (job.height, job.width)
+    rles = [annotation_to_rle(a["segmentation"], *hw) for a in job.annotations]
+    values = [cm.value_of(a["category_id"]) for a in job.annotations]
+    areas = [int(v) for v in mask_utils.area(rles)] if rles else []
+    boxes = mask_utils.toBbox(rles) if rles else np.zeros((0, 4))
+    overlaps = find_overlaps(rles, values, np.asarray(boxes, dtype=np.float64))
+
+    image, issue, pixels = None, None, None
+    if cfg.read_pixels:
+        image, issue = _read(job, cfg.root)
+        if image is not None:
+            pixels = _pixel_stats(image)
+    resolved = resolve(job.annotations, rles, values, areas, job.ignore, hw, cm, cfg.overlap,
+                       compared_policies(cfg.overlap), overlaps.conflicting)
+    heat_values, heat = _heat(job.annotations, rles, values, hw, cfg.heat_size)
+    thumb = None
+    if job.thumbnail and image is not None:
+        mask = rasterize_semantic(job.annotations, *hw, cm, cfg.overlap, ignore=job.ignore)
+        thumb = render_thumbnail(image, mask, cfg.palette, cfg.thumb_width)
+    return ImageStats(
+        index=job.index,
+        class_px=resolved.class_px,
+        ann_px=areas,
+        ann_bbox_xywh=[(float(b[0]), float(b[1]), float(b[2]), float(b[3])) for b in boxes],
+        heat_values=heat_values,
+        heat=heat,
+        overlap_px=overlaps.overlap_px,
+        conflict_px=overlaps.conflict_px,
+        pair_px=overlaps.pair_px,
+        changed_px=resolved.changed_px,
+        pixels=pixels,
+        issue=issue,
+        thumbnail=thumb,
+    )
+
+
+def image_thumbnail(job: ImageJob, cfg: StatsConfig) -> bytes | None:
+    """The overlay thumbnail of one image (for images picked after the pass, e.g. outliers), or ``None``
+    when the file cannot be read.
+
+    Example:
+        >>> jpeg = image_thumbnail(job, cfg)
+    """
+    image, _ = _read(job, cfg.root)
+    if image is None:
+        return None
+    mask = rasterize_semantic(job.annotations, job.height, job.width, cfg.class_map, cfg.overlap, ignore=job.ignore)
+    return render_thumbnail(image, mask, cfg.palette, cfg.thumb_width)
