@@ -1,0 +1,128 @@
+"""Checkpoints that carry everything needed to rebuild the model: arch, encoder, classes, mode, normalisation,
+size. ``evaluate``, ``predict`` and ``soup`` need nothing else."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datatools.core.classes import ClassInfo, ClassMap
+from datatools.core.errors import UnreadableFileError
+from train.config import Mode
+
+__all__ = ["FORMAT", "ModelSpec", "load_checkpoint", "model_from_checkpoint", "save_checkpoint"]
+
+FORMAT = "datatools-train/1"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a checkpoint says about its model.
+
+    Attributes:
+        arch: smp architecture.
+        encoder: smp encoder.
+        classes: the ``classes.json`` content (background first).
+        mode: multiclass or multilabel.
+        mean: input mean (images scaled to 0..1).
+        std: input std.
+        size: side of the square inputs the model was trained on.
+    """
+
+    arch: str
+    encoder: str
+    classes: tuple[dict[str, Any], ...]
+    mode: Mode
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    size: int
+
+    @property
+    def num_outputs(self) -> int:
+        """Output channels: background + K classes (multiclass) or K planes (multilabel)."""
+        k = len(self.classes) - 1
+        return k if self.mode is Mode.MULTILABEL else k + 1
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Names of the output channels."""
+        names = tuple(str(c["name"]) for c in self.classes)
+        return names[1:] if self.mode is Mode.MULTILABEL else names
+
+    def class_map(self) -> ClassMap:
+        """The class map the masks were rasterised with."""
+        return ClassMap(tuple(ClassInfo(int(c["value"]), int(c["category_id"]), str(c["name"]),
+                                        (int(c["color"][0]), int(c["color"][1]), int(c["color"][2])))
+                              for c in self.classes if int(c["value"]) != 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch, "encoder": self.encoder, "classes": [dict(c) for c in self.classes],
+                "mode": self.mode.value, "mean": list(self.mean), "std": list(self.std), "size": self.size}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        return cls(str(d["arch"]), str(d["encoder"]), tuple(dict(c) for c in d["classes"]), Mode(d["mode"]),
+                   tuple(float(v) for v in d["mean"]), tuple(float(v) for v in d["std"]), int(d["size"]))
+
+
+def save_checkpoint(path: str | os.PathLike[str], spec: ModelSpec, model: Any, **extra: Any) -> None:
+    """Write a checkpoint atomically: the spec, the model's state dict and ``extra`` (epoch, score, ...).
+
+    The model is unwrapped from DistributedDataParallel first, so checkpoints load on one device.
+    """
+    import torch
+
+    model = getattr(model, "module", model)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save({"format": FORMAT, "spec": spec.to_dict(), "model": state, **extra}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors only: safe ``weights_only`` loading).
+
+    Raises:
+        UnreadableFileError: missing, not a torch file, or not a datatools checkpoint.
+
+    Example:
+        >>> ckpt = load_checkpoint("runs/a/best.pt")
+        >>> ModelSpec.from_dict(ckpt["spec"]).arch
+        'Unet'
+    """
+    import torch
+
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UnreadableFileError(f"{path}: checkpoint not found") from None
+    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
+        raise UnreadableFileError(f"{path}: not a readable torch checkpoint ({exc})".split("\n")[0]) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "spec" not in ckpt:
+        raise UnreadableFileError(f"{path}: not a datatools train checkpoint (no {FORMAT!r} format tag)")
+    try:
+        ModelSpec.from_dict(ckpt["spec"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise UnreadableFileError(f"{path}: checkpoint spec is incomplete ({exc})") from None
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], device: Any = "cpu") -> tuple[Any, ModelSpec]:
+    """Rebuild the model of a checkpoint (eval mode, on ``device``) and return it with its spec."""
+    from train.model import create_model
+
+    spec = ModelSpec.from_dict(ckpt["spec"])
+    model = create_model(spec.arch, spec.encoder, classes=spec.num_outputs, weights=None)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), spec

@@ -1,0 +1,293 @@
+"""``datatools train fit|evaluate|predict|soup`` (also ``python -m train``).
+
+Thin: parse options, call the API in ``train.engine``, ``train.evaluate``, ``train.predict``, ``train.soup``, print.
+Importing this module does not import torch; each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from datatools.cli._common import (
+    AnnOpt,
+    DataOpt,
+    ImagesOpt,
+    OutOpt,
+    OverwriteOpt,
+    ProgressOpt,
+    SeedOpt,
+    SkipInvalidOpt,
+    fail,
+    handle_errors,
+    open_dataset,
+)
+from datatools.core.dataset import Dataset
+from datatools.core.errors import DatatoolsError
+from train.config import LossName, Mode, Optimizer, Scheduler, TrainConfig
+
+app = typer.Typer(no_args_is_help=True, help="Train, evaluate, predict and soup segmentation_models_pytorch models "
+                  "on datatools datasets.")
+
+_D = TrainConfig()  # the one place defaults come from
+
+FoldsOpt = Annotated[Path | None, typer.Option("--folds", help="folds.parquet (datatools folds).", show_default=False)]
+FoldOpt = Annotated[int, typer.Option("--fold", help="Validation fold of --folds; the others train.")]
+ValAnnOpt = Annotated[Path | None, typer.Option("--val-ann", help="Validation COCO json.", show_default=False)]
+ValImagesOpt = Annotated[Path | None, typer.Option("--val-images", help="Validation image root.", show_default=False)]
+ValDataOpt = Annotated[Path | None, typer.Option("--val-data", help="Validation dataset folder.", show_default=False)]
+CkptsOpt = Annotated[list[Path], typer.Option("--ckpt", help="Checkpoint (repeat for an ensemble).")]
+TtaOpt = Annotated[str | None, typer.Option("--tta", help="Test-time views: hflip,vflip,rot90,scale:0.75,1,1.25.",
+                                            show_default=False)]
+BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Images per batch.")]
+LoaderOpt = Annotated[int | None, typer.Option("--workers", min=0, help="DataLoader worker processes [default: half "
+                                               "the cores, at most 8].", show_default=False)]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")]
+VoteOpt = Annotated[bool, typer.Option("--vote", help="Pixel majority vote of the checkpoints instead of the mean "
+                                       "of their probabilities.")]
+ThresholdsOpt = Annotated[str | None, typer.Option("--thresholds", help="Multilabel: 0.5, one value per class, a "
+                                                   "thresholds.json from evaluate, or auto (searched on the "
+                                                   "validation set).", show_default=False)]
+
+
+def _dataset(ann: Path | None, images: Path | None, data: Path | None, skip_invalid: bool = False,
+             progress: bool = True) -> Dataset:
+    return open_dataset(ann, images, data, skip_invalid=skip_invalid, progress=progress)
+
+
+def _split(ds: Dataset, folds: Path | None, fold: int) -> tuple[Dataset, Dataset | None]:
+    """``(train, validation)`` from a folds table, or ``(ds, None)`` without one."""
+    if folds is None:
+        return ds, None
+    from datatools.core.folds_table import fold_image_ids, read_folds
+
+    train_ids, val_ids = fold_image_ids(read_folds(folds), fold, folds)
+    train, val = ds.subset(train_ids), ds.subset(val_ids)
+    if not train.images or not val.images:
+        raise DatatoolsError(f"{folds}: fold {fold} leaves {len(train.images)} training and {len(val.images)} "
+                             f"validation images of {ds.source}; is it the folds table of this dataset?")
+    return train, val
+
+
+def _validation(val_ann: Path | None, val_images: Path | None, val_data: Path | None,
+                progress: bool) -> Dataset | None:
+    if val_ann is None and val_images is None and val_data is None:
+        return None
+    return _dataset(val_ann, val_images, val_data, progress=progress)
+
+
+@app.command("fit")
+@handle_errors
+def fit_cmd(
+    out: OutOpt,
+    ann: AnnOpt = None,
+    images: ImagesOpt = None,
+    data: DataOpt = None,
+    folds: FoldsOpt = None,
+    fold: FoldOpt = 0,
+    val_ann: ValAnnOpt = None,
+    val_images: ValImagesOpt = None,
+    val_data: ValDataOpt = None,
+    extra: Annotated[list[Path] | None, typer.Option("--extra", help="Dataset folder added to training only "
+                                                     "(repeatable), e.g. augmented data.", show_default=False)] = None,
+    masks: Annotated[Path | None, typer.Option("--masks", help="Pre-rendered masks (datatools convert masks "
+                                               "folder) of the training dataset.", show_default=False)] = None,
+    arch: Annotated[str, typer.Option("--arch", help="smp architecture: Unet, UnetPlusPlus, DeepLabV3Plus, FPN, "
+                                      "Segformer, UPerNet, ...")] = _D.arch,
+    encoder: Annotated[str, typer.Option("--encoder", help="smp encoder: resnet18, resnet34, efficientnet-b0, "
+                                         "tu-convnext_tiny, ...")] = _D.encoder,
+    weights: Annotated[str, typer.Option("--weights", help="imagenet, none, or a weights file (encoder or whole "
+                                         "model state dict).")] = _D.weights,
+    size: Annotated[int, typer.Option("--size", help="Training side in pixels (multiple of 32).")] = _D.size,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = _D.epochs,
+    batch: BatchOpt = _D.batch,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = _D.lr,
+    weight_decay: Annotated[float, typer.Option("--weight-decay")] = _D.weight_decay,
+    optimizer: Annotated[Optimizer, typer.Option("--optimizer")] = _D.optimizer,
+    scheduler: Annotated[Scheduler, typer.Option("--scheduler")] = _D.scheduler,
+    warmup: Annotated[float, typer.Option("--warmup", help="Share of the steps spent warming up.")] = _D.warmup,
+    loss: Annotated[LossName, typer.Option("--loss")] = _D.loss,
+    mode: Annotated[Mode, typer.Option("--mode", help="auto picks multilabel when classes overlap heavily.")]
+    = _D.mode,
+    overlap: Annotated[str, typer.Option("--overlap", help="Overlap policy of the semantic masks.")] = _D.overlap,
+    aug: Annotated[Path | None, typer.Option("--aug", help="Albumentations pipeline YAML [default: flips, affine, "
+                                             "brightness/contrast].", show_default=False)] = None,
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only).")] = _D.amp,
+    accum: Annotated[int, typer.Option("--accum", min=1, help="Batches per optimiser step.")] = _D.accum,
+    workers: LoaderOpt = _D.workers,
+    seed: SeedOpt = _D.seed,
+    device: DeviceOpt = _D.device,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
+    skip_invalid: SkipInvalidOpt = False,
+    overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Train a model; validate every epoch; keep best.pt by mIoU (multiclass) or Dice (multilabel).
+
+    Several GPUs: torchrun --nproc-per-node 4 -m train fit ... (DistributedDataParallel).
+
+    Example:
+
+        datatools train fit --data ds/ --folds folds.parquet --fold 0 --arch Unet --encoder resnet34 \\
+            --size 512 --epochs 30 --out runs/r34_f0
+    """
+    from train.engine import fit
+
+    try:
+        config = TrainConfig(arch=arch, encoder=encoder, weights=weights, size=size, epochs=epochs, batch=batch,
+                             lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
+                             warmup=warmup, loss=loss, mode=mode, overlap=overlap,
+                             aug=str(aug) if aug else None, amp=amp, accum=accum, workers=workers, seed=seed,
+                             device=device)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    ds = _dataset(ann, images, data, skip_invalid, progress)
+    train, val = _split(ds, folds, fold)
+    if val is None:
+        val = _validation(val_ann, val_images, val_data, progress)
+    extras = [_dataset(None, None, e, skip_invalid, progress) for e in extra or []]
+    result = fit(config, train, out, val=val, extra=extras, masks=masks, resume=resume, overwrite=overwrite,
+                 progress=progress)
+    if result.main:
+        typer.echo(f"best {result.metric} {result.best_score:.4f} at epoch {result.best_epoch}; "
+                   f"checkpoint {out / 'best.pt'}, history {out / 'history.csv'}")
+
+
+@app.command("evaluate")
+@handle_errors
+def evaluate_cmd(
+    ckpt: CkptsOpt,
+    out: OutOpt,
+    ann: AnnOpt = None,
+    images: ImagesOpt = None,
+    data: DataOpt = None,
+    folds: FoldsOpt = None,
+    fold: FoldOpt = 0,
+    tta: TtaOpt = None,
+    vote: VoteOpt = False,
+    thresholds: ThresholdsOpt = None,
+    worst: Annotated[int, typer.Option("--worst", min=0, help="Images in the gallery of the worst.")] = 8,
+    batch: BatchOpt = _D.batch,
+    workers: LoaderOpt = None,
+    device: DeviceOpt = _D.device,
+    overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Score checkpoints at full resolution: metrics, confusion matrix, per_image.parquet, gallery of the worst.
+
+    Example:
+
+        datatools train evaluate --ckpt runs/r34_f0/best.pt --data ds/ --folds folds.parquet --fold 0 --out eval_f0/
+    """
+    from train.evaluate import evaluate
+    from train.thresholds import parse_thresholds
+
+    ds = _dataset(ann, images, data, progress=progress)
+    _, val = _split(ds, folds, fold)
+    chosen = None
+    if thresholds is not None:
+        from train.checkpoint import ModelSpec, load_checkpoint
+
+        chosen = parse_thresholds(thresholds, ModelSpec.from_dict(load_checkpoint(ckpt[0])["spec"]).names)
+    result = evaluate(ckpt, val or ds, out, tta=tta, vote=vote, thresholds=chosen, worst=worst, batch=batch,
+                      workers=workers, device=device, overwrite=overwrite, progress=progress)
+    typer.echo(result.table())
+    s, b = result.scores, result.baseline
+    typer.echo(f"{s.metric} {s.score:.4f} (foreground {s.foreground:.4f}); all-background baseline "
+               f"{b.score:.4f}; written to {out}")
+
+
+@app.command("predict")
+@handle_errors
+def predict_cmd(
+    ckpt: CkptsOpt,
+    out: OutOpt,
+    ann: AnnOpt = None,
+    images: Annotated[Path | None, typer.Option("--images", help="Image folder (alone: every image in it), or the "
+                                                "root of --ann.", show_default=False)] = None,
+    data: DataOpt = None,
+    tta: TtaOpt = None,
+    vote: VoteOpt = False,
+    save_probs: Annotated[bool, typer.Option("--save-probs", help="Keep compact probabilities for later "
+                                             "ensembling.")] = False,
+    probs_dtype: Annotated[str, typer.Option("--probs-dtype", help="uint8 or float16.")] = "uint8",
+    submission: Annotated[str | None, typer.Option("--submission", help="Also write submission.csv: trash "
+                                                   "(class ids) or xray (rle).", show_default=False)] = None,
+    submission_size: Annotated[int, typer.Option("--submission-size", min=1, help="trash: side of the class-id "
+                                                 "masks.")] = 256,
+    thresholds: ThresholdsOpt = None,
+    val_ann: ValAnnOpt = None,
+    val_images: ValImagesOpt = None,
+    val_data: ValDataOpt = None,
+    batch: BatchOpt = _D.batch,
+    workers: LoaderOpt = None,
+    device: DeviceOpt = _D.device,
+    overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Predict masks with one checkpoint or an ensemble, batched TTA, and a competition CSV.
+
+    Example:
+
+        datatools train predict --ckpt runs/a/best.pt --ckpt runs/b/best.pt --images test/ --tta hflip,vflip \\
+            --submission trash --out pred/
+    """
+    from train.ensemble import items_from_dataset, items_from_folder
+    from train.predict import ProbsDtype, Submission, predict
+
+    if ann is None and data is None:
+        if images is None:
+            raise fail("give --images DIR, --ann F --images DIR, or --data DIR")
+        items = items_from_folder(images)
+    else:
+        items = items_from_dataset(_dataset(ann, images, data, progress=progress))
+    try:
+        kind = Submission(submission) if submission else None
+        dtype = ProbsDtype(probs_dtype)
+    except ValueError as exc:
+        raise fail(f"{exc}; --submission is trash or xray, --probs-dtype uint8 or float16") from None
+    val = _validation(val_ann, val_images, val_data, progress)
+    result = predict(ckpt, items, out, tta=tta, vote=vote, save_probs=save_probs, probs_dtype=dtype,
+                     submission=kind, submission_size=submission_size, thresholds=thresholds, val=val, batch=batch,
+                     workers=workers, device=device, overwrite=overwrite, progress=progress)
+    typer.echo(f"wrote {result.images} masks to {out / 'ann_dir'}"
+               + (f", submission {result.submission}" if result.submission else "")
+               + (f"; thresholds {', '.join(f'{t:.2f}' for t in result.thresholds)}" if result.thresholds else ""))
+
+
+@app.command("soup")
+@handle_errors
+def soup_cmd(
+    ckpt: CkptsOpt,
+    out: OutOpt,
+    ann: AnnOpt = None,
+    images: ImagesOpt = None,
+    data: DataOpt = None,
+    folds: FoldsOpt = None,
+    fold: FoldOpt = 0,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Also build the greedy soup.")] = False,
+    batch: BatchOpt = _D.batch,
+    workers: LoaderOpt = None,
+    device: DeviceOpt = _D.device,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Uniform (and greedy) model soups of checkpoints, scored on the validation fold.
+
+    Example:
+
+        datatools train soup --ckpt runs/a/best.pt --ckpt runs/b/best.pt --data ds/ --folds folds.parquet \\
+            --fold 0 --greedy --out soup/
+    """
+    from train.soup import soup
+
+    ds = _dataset(ann, images, data)
+    _, val = _split(ds, folds, fold)
+    result = soup(ckpt, val or ds, out, greedy=greedy, batch=batch, workers=workers, device=device,
+                  overwrite=overwrite, log=typer.echo)
+    typer.echo(f"best: {result.best} in {out}")
+
+
+def main() -> Any:
+    return app()

@@ -1,0 +1,152 @@
+"""Training configuration: one frozen dataclass, every default in one place. No torch here."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from enum import Enum
+from typing import Any
+
+from datatools.core.masks import OverlapPolicy
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "LossName", "Mode", "Optimizer", "Scheduler", "TrainConfig"]
+
+#: Input normalisation of (nearly) every smp encoder's ImageNet weights; stored in each checkpoint.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Mode(str, Enum):
+    """Softmax over classes plus background (``multiclass``) or one sigmoid per class (``multilabel``)."""
+
+    AUTO = "auto"  #: multilabel when annotations of different classes overlap heavily, else multiclass
+    MULTICLASS = "multiclass"
+    MULTILABEL = "multilabel"
+
+
+class Optimizer(str, Enum):
+    ADAMW = "adamw"
+    SGD = "sgd"
+
+
+class Scheduler(str, Enum):
+    """Learning-rate schedule over optimiser steps, after a linear warm-up."""
+
+    COSINE = "cosine"
+    POLY = "poly"
+
+
+class LossName(str, Enum):
+    """Losses from ``smp.losses`` (``ce`` is torch's CrossEntropyLoss, or soft BCE for multilabel)."""
+
+    CE = "ce"
+    DICE = "dice"
+    FOCAL = "focal"
+    LOVASZ = "lovasz"
+    CE_DICE = "ce+dice"
+    FOCAL_DICE = "focal+dice"
+
+
+def _enum(cls: type[Enum], value: Any, name: str) -> Any:
+    if isinstance(value, cls):
+        return value
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in cls)
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run except the data.
+
+    Attributes:
+        arch: smp architecture (``Unet``, ``UnetPlusPlus``, ``DeepLabV3Plus``, ``FPN``, ``Segformer``, ``UPerNet``...).
+        encoder: smp encoder name (``resnet34``, ``efficientnet-b0``, ``tu-convnext_tiny``...).
+        weights: ``imagenet`` (or another smp weights name), ``none``, or a file with encoder or model weights.
+        size: side of the square the images are resized to, a multiple of 32.
+        epochs: passes over the training set.
+        batch: images per forward pass (per GPU under torchrun).
+        lr: peak learning rate.
+        weight_decay: decoupled (adamw) or L2 (sgd) weight decay.
+        optimizer: ``adamw`` or ``sgd`` (momentum 0.9, Nesterov).
+        scheduler: ``cosine`` or ``poly`` (power 0.9), per optimiser step.
+        warmup: fraction of the optimiser steps spent warming the learning rate up linearly.
+        loss: see :class:`LossName`.
+        mode: see :class:`Mode`.
+        overlap: overlap policy of the semantic masks (``datatools convert masks --overlap``).
+        aug: YAML file of online albumentations (None: the default pipeline of ``train.augment``).
+        amp: mixed precision on CUDA (ignored on CPU).
+        accum: batches whose gradients are accumulated before each optimiser step.
+        workers: DataLoader worker processes (None: half the cores, at most 8).
+        seed: seed of weights init, shuffling and augmentations.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        mean: per-channel input mean (images scaled to 0..1).
+        std: per-channel input std.
+
+    Example:
+        >>> cfg = TrainConfig(arch="Unet", encoder="resnet18", weights="none", size=256, epochs=5)
+        >>> cfg.loss
+        <LossName.CE_DICE: 'ce+dice'>
+    """
+
+    arch: str = "Unet"
+    encoder: str = "resnet34"
+    weights: str = "imagenet"
+    size: int = 512
+    epochs: int = 20
+    batch: int = 8
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    optimizer: Optimizer = Optimizer.ADAMW
+    scheduler: Scheduler = Scheduler.COSINE
+    warmup: float = 0.05
+    loss: LossName = LossName.CE_DICE
+    mode: Mode = Mode.AUTO
+    overlap: str = "smaller-on-top"
+    aug: str | None = None
+    amp: bool = False
+    accum: int = 1
+    workers: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise once, here, so every reader sees the same values
+        set_(self, "optimizer", _enum(Optimizer, self.optimizer, "optimizer"))
+        set_(self, "scheduler", _enum(Scheduler, self.scheduler, "scheduler"))
+        set_(self, "loss", _enum(LossName, self.loss, "loss"))
+        set_(self, "mode", _enum(Mode, self.mode, "mode"))
+        set_(self, "overlap", str(OverlapPolicy.parse(self.overlap)))
+        set_(self, "mean", tuple(float(v) for v in self.mean))
+        set_(self, "std", tuple(float(v) for v in self.std))
+        set_(self, "aug", None if self.aug is None else str(self.aug))
+        if self.size < 32 or self.size % 32:
+            raise ValueError(f"size must be a positive multiple of 32, got {self.size}")
+        for name in ("epochs", "batch", "accum"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"mean and std need 3 values (std > 0), got {self.mean} and {self.std}")
+        if not self.weights:
+            raise ValueError("weights must be imagenet, none or a file")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values (enums as their strings)."""
+        return {k: (v.value if isinstance(v, Enum) else list(v) if isinstance(v, tuple) else v)
+                for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """The inverse of :meth:`to_dict`; unknown keys (from a newer version) are ignored."""
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {k: tuple(v) if k in ("mean", "std") else v for k, v in values.items() if k in known}
+        return cls(**kwargs)

@@ -1,0 +1,339 @@
+"""``fit`` and the per-epoch validation: the training loop of ``datatools train fit``.
+
+The run folder is written in place, one file at a time and each atomically, rather than staged as a whole:
+``last.pt`` must survive an interrupted run so that ``--resume`` can continue it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from datatools.core.atomic import atomic_write_json, check_output_dir
+from datatools.core.dataset import Dataset
+from datatools.core.errors import DatatoolsError, InvalidDatasetError
+from train.augment import build_transform
+from train.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
+from train.config import Mode, Optimizer, Scheduler, TrainConfig
+from train.data import MaskSource, SegmentationData, cache_dir_for, check_same_classes, detect_mode, seed_worker
+from train.distributed import Runtime, setup
+from train.losses import build_loss
+from train.metrics import MetricAccumulator, Scores
+from train.report import format_table, write_curves, write_history, write_per_class
+from train.tta import normalize
+
+__all__ = ["FitResult", "default_loader_workers", "fit", "make_loader", "validate"]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a finished run gives back (``best.pt`` holds the model)."""
+
+    out: Path
+    metric: str
+    best_score: float
+    best_epoch: int
+    scores: Scores | None
+    history: list[dict[str, Any]]
+    main: bool = True  #: False in the other processes of a torchrun job, which write and print nothing
+
+
+def default_loader_workers() -> int:
+    """Half the cores (at least 1, at most 8): the other half runs the training step on a CPU."""
+    from datatools.core.parallel import default_workers
+
+    return max(1, min(8, default_workers() // 2))
+
+
+def make_loader(data: Any, batch: int, *, workers: int | None, shuffle: bool, seed: int = 0, device: Any = None,
+                sampler: Any = None, drop_last: bool = False) -> Any:
+    """A DataLoader with seeded shuffling and augmentations, persistent workers and pinned memory on CUDA."""
+    import torch
+
+    workers = default_loader_workers() if workers is None else workers
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return torch.utils.data.DataLoader(
+        data, batch_size=batch, shuffle=shuffle and sampler is None, sampler=sampler, num_workers=workers,
+        pin_memory=getattr(device, "type", "cpu") == "cuda", drop_last=drop_last, persistent_workers=workers > 0,
+        worker_init_fn=seed_worker, generator=generator)
+
+
+def validate(model: Any, loader: Any, mode: Mode, names: Sequence[str], spec: ModelSpec, device: Any, *,
+             loss_fn: Any = None, amp_dtype: Any = None) -> tuple[float, Scores]:
+    """Mean loss and scores over a loader at the training size (argmax, or logit > 0 when multilabel)."""
+    import torch
+
+    model.eval()
+    acc = MetricAccumulator(mode, names)
+    total, count = 0.0, 0
+    with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        for x, y in loader:
+            x = normalize(x.to(device, non_blocking=True), spec.mean, spec.std)
+            y = y.to(device, non_blocking=True)
+            logits = model(x).float()
+            if loss_fn is not None:
+                total += float(loss_fn(logits, y)) * len(x)
+                count += len(x)
+            pred = (logits > 0).long() if mode is Mode.MULTILABEL else logits.argmax(dim=1)
+            acc.update(pred.cpu(), y.cpu())
+    return (total / count if count else math.nan), acc.compute()
+
+
+def _lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    warm = int(config.warmup * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        p = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return 0.5 * (1 + math.cos(math.pi * p)) if config.scheduler is Scheduler.COSINE else (1 - p) ** 0.9
+
+    return factor
+
+
+def _optimizer(config: TrainConfig, params: Any) -> Any:
+    import torch
+
+    if config.optimizer is Optimizer.SGD:
+        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _source_keys(image: dict[str, Any]) -> set[str]:
+    sources = (image.get("datatools") or {}).get("sources") or []
+    keys: set[str] = set()
+    for s in sources if isinstance(sources, list) else [sources]:
+        if isinstance(s, dict):
+            keys |= {f"id:{s[k]}" for k in ("image_id", "id") if k in s}
+            keys |= {f"name:{s['file_name']}"} if "file_name" in s else set()
+        else:
+            keys.add(f"id:{s}" if isinstance(s, int) else f"name:{s}")
+    return keys
+
+
+def _without_leaks(extra: Dataset, val: Dataset | None, log: Callable[[str], None]) -> Dataset:
+    """Drop extra images derived (``images[].datatools.sources``) from a validation image."""
+    if val is None:
+        return extra
+    held_out = {f"id:{i['id']}" for i in val.images} | {f"name:{i['file_name']}" for i in val.images}
+    leaking = [img["id"] for img in extra.images if _source_keys(img) & held_out]
+    if leaking:
+        log(f"warning: {extra.source}: {len(leaking)} image(s) derived from validation images left out of training")
+        return extra.subset(i["id"] for i in extra.images if i["id"] not in set(leaking))
+    return extra
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[speed]:.1f} img/s"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                    disable=not enabled or not console.is_terminal)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _prepare_out(out: Path, resume: bool, overwrite: bool, main: bool) -> dict[str, Any] | None:
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise DatatoolsError(f"{out / 'last.pt'}: nothing to resume (no last.pt in the run folder)")
+        return load_checkpoint(out / "last.pt")
+    check_output_dir(out, overwrite)
+    if main and out.is_dir() and overwrite:
+        shutil.rmtree(out)
+    return None
+
+
+def fit(config: TrainConfig, train: Dataset, out: str | os.PathLike[str], *, val: Dataset | None = None,
+        extra: Sequence[Dataset] = (), masks: str | os.PathLike[str] | None = None, resume: bool = False,
+        overwrite: bool = False, progress: bool = True, log: Callable[[str], None] = _stderr) -> FitResult:
+    """Train an smp model; validate every epoch; keep the best checkpoint by mIoU (multiclass) or Dice.
+
+    Args:
+        config: hyper-parameters.
+        train: training images (e.g. ``ds.subset(train_ids)`` of a fold).
+        out: run folder: ``best.pt``, ``last.pt``, ``history.csv``, ``curves.png``, ``per_class.csv``,
+            ``config.json``, ``classes.json`` and the mask cache ``cache/``.
+        val: validation images (None: no validation; the best checkpoint is then the lowest training loss).
+        extra: more datasets (augmented copies...) added to training only; images derived from a validation
+            image are dropped.
+        masks: a ``datatools convert masks`` folder of ``train`` (and ``val`` when it comes from the same file).
+        resume: continue from ``out/last.pt`` up to ``config.epochs``.
+        overwrite: replace a non-empty ``out``.
+        progress: progress bar on a terminal.
+        log: where the one-line epoch summaries go (stderr by default).
+
+    Raises:
+        InvalidDatasetError: datasets with different categories, or nothing to train on.
+        WeightsUnavailableError: ``--weights imagenet`` without a network.
+
+    Example:
+        >>> cfg = TrainConfig(encoder="resnet18", weights="none", size=256, epochs=5)
+        >>> fit(cfg, Dataset.load("train.json", "images/"), "runs/r18", val=Dataset.load("val.json", "images/"))
+    """
+    import torch
+
+    from train.weights import build_model
+
+    out = Path(out)
+    rt: Runtime = setup(config.device)
+    state = _prepare_out(out, resume, overwrite, rt.main)
+    if not train.images:
+        raise InvalidDatasetError(f"{train.source}: no training images")
+    for other in (val, *extra):
+        if other is not None:
+            check_same_classes(train, other)
+    if state is not None:
+        spec = ModelSpec.from_dict(state["spec"])
+        mode = spec.mode
+    else:
+        mode = detect_mode(train) if config.mode is Mode.AUTO else config.mode
+        spec = ModelSpec(config.arch, config.encoder, tuple(train.class_map().to_json()), mode, config.mean,
+                         config.std, config.size)
+    extra = [_without_leaks(e, val, log) for e in extra]
+    torch.manual_seed(config.seed)
+    device = rt.device
+    cache = out / "cache"
+    prerendered = Path(masks) if masks is not None else None
+    train_data = SegmentationData(
+        [MaskSource(train, cache_dir_for(cache, train, mode, config.overlap), prerendered),
+         *(MaskSource(e, cache_dir_for(cache, e, mode, config.overlap)) for e in extra)],
+        mode, build_transform(spec.size, train=True, aug=config.aug, seed=config.seed), overlap=config.overlap)
+    sampler: Any = None
+    if rt.distributed:
+        sampler = torch.utils.data.DistributedSampler(cast(Any, train_data), shuffle=True, seed=config.seed)
+    start = int(state["epoch"]) if state else 0  # a resumed run shuffles on from where it stopped
+    train_loader = make_loader(train_data, config.batch, workers=config.workers, shuffle=True,
+                               seed=config.seed + start,
+                               device=device, sampler=sampler, drop_last=len(train_data) > config.batch)
+    val_loader = None
+    if val is not None and val.images and rt.main:
+        same = prerendered if val.source == train.source else None
+        val_data = SegmentationData([MaskSource(val, cache_dir_for(cache, val, mode, config.overlap), same)], mode,
+                                    build_transform(spec.size, train=False), overlap=config.overlap)
+        val_loader = make_loader(val_data, config.batch, workers=config.workers, shuffle=False, device=device)
+
+    model = build_model(spec.arch, spec.encoder, spec.num_outputs, "none" if state else config.weights)
+    if state is not None:
+        model.load_state_dict(state["model"])
+    cuda = device.type == "cuda"
+    model = model.to(device, memory_format=torch.channels_last) if cuda else model.to(device)
+    amp_dtype = None
+    if config.amp and cuda:
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
+    loss_fn = build_loss(config.loss, mode)
+    optimizer = _optimizer(config, model.parameters())
+    steps_per_epoch = math.ceil(len(train_loader) / config.accum)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, config.epochs * steps_per_epoch))
+    names = spec.names
+    metric = ("dice" if mode is Mode.MULTILABEL else "miou") if val is not None and val.images else "train_loss"
+    best, best_epoch, history, best_scores = -math.inf, 0, [], None
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        best, best_epoch = float(state["best_score"]), int(state["best_epoch"])
+        history = list(state.get("history", []))
+    net = rt.wrap(model)
+    if rt.main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "config.json", {**config.to_dict(), "mode": mode.value}, indent=2)
+        train.class_map().save(out / "classes.json")
+        log(f"training {spec.arch}/{spec.encoder} ({mode.value}, {spec.num_outputs} outputs) on "
+            f"{len(train_data)} images, validating on {len(val.images) if val else 0}, device {device}")
+
+    with _progress(progress and rt.main) as bar:
+        for epoch in range(start + 1, config.epochs + 1):
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            net.train()
+            task = bar.add_task(f"epoch {epoch}/{config.epochs}", total=len(train_loader), loss=math.nan, speed=0.0)
+            t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+            for i, (x, y) in enumerate(train_loader):
+                x = normalize(x.to(device, non_blocking=True), spec.mean, spec.std)
+                if cuda:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                y = y.to(device, non_blocking=True)
+                step = (i + 1) % config.accum == 0 or i + 1 == len(train_loader)
+                sync = contextlib.nullcontext() if step or not rt.distributed else net.no_sync()
+                with sync:
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        logits = net(x)
+                    loss = loss_fn(logits.float(), y)
+                    scaler.scale(loss / config.accum).backward()
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise DatatoolsError(f"loss is {value} at epoch {epoch}, batch {i + 1}; lower --lr or "
+                                         "check the masks")
+                if step:
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    scheduler.step()
+                seen += len(x)
+                loss_sum += value * len(x)
+                bar.update(task, advance=1, loss=loss_sum / seen, speed=seen / (time.perf_counter() - t0))
+            bar.remove_task(task)
+            train_time = time.perf_counter() - t0
+            row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+                                   "train_loss": loss_sum / max(seen, 1)}
+            scores = None
+            if val_loader is not None:
+                row["val_loss"], scores = validate(model, val_loader, mode, names, spec, device, loss_fn=loss_fn,
+                                                   amp_dtype=amp_dtype)
+                row[f"val_{scores.metric}"] = scores.score
+                row |= {f"{scores.metric}/{n}": v for n, v in zip(names, scores.per_class, strict=True)}
+            row |= {"train_seconds": train_time, "train_images_per_s": seen * rt.world / train_time}
+            history.append(row)
+            score = row.get(f"val_{metric}", -row["train_loss"])
+            improved = not math.isnan(score) and score > best
+            if improved:
+                best, best_epoch, best_scores = score, epoch, scores
+            if rt.main:
+                extra_state = {"epoch": epoch, "score": score, "metric": metric, "config": config.to_dict()}
+                if improved:
+                    save_checkpoint(out / "best.pt", spec, model, **extra_state)
+                save_checkpoint(out / "last.pt", spec, model, **extra_state, best_score=best, best_epoch=best_epoch,
+                                history=history, optimizer=optimizer.state_dict(),
+                                scheduler=scheduler.state_dict(), scaler=scaler.state_dict())
+                write_history(out / "history.csv", history)
+                shown = f" val_loss {row['val_loss']:.4f} {metric} {score:.4f}" if scores else ""
+                log(f"epoch {epoch}/{config.epochs} loss {row['train_loss']:.4f}{shown}"
+                    f"{' (best)' if improved else ''} {row['train_images_per_s']:.1f} img/s")
+            if rt.distributed:
+                import torch.distributed as dist
+
+                dist.barrier()
+    if rt.main and history:
+        write_curves(out / "curves.png", history, metric)
+        if best_scores is None and val_loader is not None and (out / "best.pt").is_file():
+            model.load_state_dict(load_checkpoint(out / "best.pt")["model"])  # resumed after the best epoch
+            _, best_scores = validate(model, val_loader, mode, names, spec, device)
+        if best_scores is not None:
+            write_per_class(out / "per_class.csv", best_scores)
+            log(f"best epoch {best_epoch} ({metric} {best:.4f}), per class:\n{format_table(best_scores)}")
+    rt.close()
+    return FitResult(out, metric, best, best_epoch, best_scores, history, rt.main)

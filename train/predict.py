@@ -1,0 +1,223 @@
+"""``datatools train predict``: masks, compact probabilities and competition CSVs from one or more checkpoints.
+
+Output folder (written atomically)::
+
+    out/
+      ann_dir/<stem>.png | .npz   predicted masks, the layout of ``datatools convert masks``
+      classes.json
+      probs/<stem>.npz            --save-probs: ``probs`` (C, S, S) at the model size, float16 or uint8
+                                  (probability * 255), plus ``shape_hw`` of the image; see :func:`load_probs`
+      submission.csv              --submission trash (class-ids) | xray (rle)
+      predict.json                what was run
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from datatools.core.atomic import atomic_write_json, output_dir
+from datatools.core.dataset import Dataset
+from datatools.core.errors import InvalidDatasetError
+from datatools.core.imageio import encode_palette_png
+from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
+from datatools.formats.submission import write_class_ids_csv, write_rle_csv
+from datatools.formats.submission_dir import SubmissionStyle
+from train.config import Mode
+from train.ensemble import Ensemble, Item
+from train.thresholds import parse_thresholds
+from train.tta import TTA
+
+__all__ = ["ProbsDtype", "PredictResult", "Submission", "load_probs", "predict", "read_prediction"]
+
+
+class Submission(str, Enum):
+    """Competition CSV styles: ``trash`` = class-id strings, ``xray`` = per-class RLE."""
+
+    TRASH = "trash"
+    XRAY = "xray"
+
+    @property
+    def style(self) -> SubmissionStyle:
+        return SubmissionStyle.CLASS_IDS if self is Submission.TRASH else SubmissionStyle.RLE
+
+
+class ProbsDtype(str, Enum):
+    FLOAT16 = "float16"
+    UINT8 = "uint8"
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    out: Path
+    images: int
+    submission: Path | None
+    thresholds: tuple[float, ...] | None
+
+
+def _stem(file_name: str, suffix: str) -> str:
+    return str(PurePosixPath(file_name).with_suffix(suffix))
+
+
+def _npz_bytes(**arrays: npt.NDArray[Any]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue(),
+                        compress_type=zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
+
+
+def probs_bytes(probs: Any, shape_hw: tuple[int, int], dtype: ProbsDtype | str = ProbsDtype.UINT8) -> bytes:
+    """Compact ``.npz`` bytes of (C, S, S) probabilities: float16, or uint8 holding round(p * 255)."""
+    p = probs.float().clamp(0, 1).cpu().numpy()
+    stored = p.astype(np.float16) if ProbsDtype(dtype) is ProbsDtype.FLOAT16 else np.rint(p * 255).astype(np.uint8)
+    return _npz_bytes(probs=stored, shape_hw=np.asarray(shape_hw, dtype=np.int64))
+
+
+def load_probs(path: str | os.PathLike[str]) -> tuple[npt.NDArray[np.float32], tuple[int, int]]:
+    """Read saved probabilities as float32 (C, S, S) plus the image's ``(height, width)``; average several files
+    and resize to the image to ensemble runs later.
+
+    Example:
+        >>> p, (h, w) = load_probs("pred_a/probs/img1.npz")
+        >>> mean = (p + load_probs("pred_b/probs/img1.npz")[0]) / 2
+    """
+    with np.load(Path(path), allow_pickle=False) as data:
+        stored, shape = data["probs"], data["shape_hw"]
+    probs = stored.astype(np.float32) / 255.0 if stored.dtype == np.uint8 else stored.astype(np.float32)
+    return probs, (int(shape[0]), int(shape[1]))
+
+
+def read_prediction(out: str | os.PathLike[str], file_name: str) -> npt.NDArray[Any]:
+    """A predicted mask back from a predict folder: (H, W) uint8 or (K, H, W) bool."""
+    from PIL import Image
+
+    ann = Path(out) / "ann_dir"
+    npz = ann / _stem(file_name, ".npz")
+    if npz.is_file():
+        return read_multilabel(npz)
+    with Image.open(ann / _stem(file_name, ".png")) as im:
+        return np.asarray(im, dtype=np.uint8)
+
+
+def _submission(out_dir: Path, csv: Path, kind: Submission, items: Sequence[Item], ens: Ensemble,
+                size: int) -> None:
+    names = [c.name for c in ens.spec.class_map().classes]
+    if kind.style is SubmissionStyle.CLASS_IDS:
+        if ens.mode is Mode.MULTILABEL:
+            raise InvalidDatasetError("--submission trash needs a multiclass model (class ids); use xray (rle) "
+                                      "for multilabel ones")
+        write_class_ids_csv(((it.file_name, read_prediction(out_dir, it.file_name)) for it in items), csv, size)
+        return
+
+    def rows() -> Iterator[tuple[str, str, npt.NDArray[np.bool_]]]:
+        for it in items:
+            mask = read_prediction(out_dir, it.file_name)
+            name = PurePosixPath(it.file_name).name
+            for value, cls in enumerate(names, start=1):
+                yield name, cls, (mask[value - 1] if mask.ndim == 3 else mask == value)
+
+    write_rle_csv(rows(), csv)
+
+
+def predict(
+    ckpts: Sequence[str | os.PathLike[str]],
+    items: Sequence[Item],
+    out: str | os.PathLike[str],
+    *,
+    tta: TTA | str | None = None,
+    vote: bool = False,
+    save_probs: bool = False,
+    probs_dtype: ProbsDtype | str = ProbsDtype.UINT8,
+    submission: Submission | str | None = None,
+    submission_size: int = 256,
+    thresholds: str | Sequence[float] | None = None,
+    val: Dataset | None = None,
+    batch: int = 8,
+    workers: int | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PredictResult:
+    """Predict masks for ``items`` with an ensemble of checkpoints.
+
+    Args:
+        ckpts: checkpoints (the same classes and mode); their probabilities are averaged.
+        items: images (``items_from_dataset`` or ``items_from_folder``).
+        out: output folder (see the module docstring).
+        tta: views, e.g. ``"hflip,vflip,rot90,scale:0.75,1,1.25"``.
+        vote: pixel majority vote of the models instead of the mean of probabilities.
+        save_probs: also write compact probabilities for later ensembling.
+        probs_dtype: ``uint8`` (4x smaller than float32) or ``float16``.
+        submission: also write ``submission.csv`` (``trash`` class ids, ``xray`` RLE).
+        submission_size: side of the class-id masks of a ``trash`` submission.
+        thresholds: multilabel: ``0.5``, one value per class, a ``thresholds.json`` of ``evaluate``, or ``auto``
+            to search them on ``val`` first.
+        val: validation images for ``thresholds="auto"``.
+        batch: images per batch (all TTA views of a batch go through the model together).
+        workers: DataLoader workers.
+        device: ``auto``, ``cpu``, ``cuda``.
+        overwrite: replace a non-empty ``out``.
+        progress: progress bar on a terminal.
+
+    Example:
+        >>> predict(["runs/a/best.pt"], items_from_folder("test/"), "pred/", tta="hflip,vflip", submission="trash")
+    """
+    ens = Ensemble(ckpts, device)
+    tta = tta if isinstance(tta, TTA) else TTA.parse(tta)
+    kind = Submission(submission) if submission is not None else None
+    chosen: tuple[float, ...] | None = None
+    if ens.mode is Mode.MULTILABEL:
+        if isinstance(thresholds, str) and thresholds == "auto":
+            if val is None:
+                raise InvalidDatasetError("--thresholds auto needs a validation set (--val-ann/--val-images or "
+                                          "--val-data)")
+            from train.evaluate import search_thresholds
+
+            chosen = search_thresholds(ens, val, tta=tta, batch=batch, workers=workers, progress=progress)
+        else:
+            chosen = parse_thresholds(thresholds, ens.names)
+    if not items:
+        raise InvalidDatasetError("no images to predict")
+    palette = ens.spec.class_map().palette()
+    with output_dir(out, overwrite) as tmp:
+        (tmp / "ann_dir").mkdir()
+        for pred in ens.predictions(items, tta=tta, vote=vote, thresholds=chosen, batch=batch, workers=workers,
+                                    progress=progress):
+            name = pred.item.file_name
+            if ens.mode is Mode.MULTILABEL:
+                dst = tmp / "ann_dir" / _stem(name, ".npz")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                write_multilabel(dst, pred.mask)
+            else:
+                dst = tmp / "ann_dir" / _stem(name, ".png")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.write_bytes(encode_palette_png(pred.mask, palette))
+            if save_probs:
+                pdst = tmp / "probs" / _stem(name, ".npz")
+                pdst.parent.mkdir(parents=True, exist_ok=True)
+                pdst.write_bytes(probs_bytes(pred.probs, (pred.item.height, pred.item.width), probs_dtype))
+        ens.spec.class_map().save(tmp / "classes.json")
+        csv = None
+        if kind is not None:
+            csv = Path(out) / "submission.csv"
+            _submission(tmp, tmp / "submission.csv", kind, items, ens, submission_size)
+        atomic_write_json(tmp / "predict.json", {
+            "ckpts": [str(p) for p in ens.paths], "images": len(items), "mode": ens.mode.value,
+            "tta": {"views": list(tta.views), "scales": list(tta.scales)}, "vote": vote,
+            "thresholds": dict(zip(ens.names, chosen, strict=True)) if chosen else None,
+            "submission": kind.value if kind else None,
+        }, indent=2)
+    return PredictResult(Path(out), len(items), csv, chosen)
