@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from datatools import __version__
-from datatools.cli import convert, folds
+from datatools.cli import augment, convert, folds
 from datatools.cli.eda import eda
 from datatools.cli.validate import validate
 from train.cli import app as train_app  # imports no torch until a train command runs
@@ -41,6 +41,7 @@ app.command("validate")(validate)
 app.add_typer(convert.app, name="convert")
 app.command("eda")(eda)
 app.add_typer(folds.app, name="folds")
+app.add_typer(augment.app, name="augment")
 app.add_typer(train_app, name="train")
 
 

@@ -1,0 +1,134 @@
+"""``datatools augment``: images/s of mosaic, copy-paste and flip against the floor, with 1 and 2 workers.
+
+The floor is the work no implementation can skip: OpenCV decoding the source images an output needs
+(``cv2.imdecode`` of the file bytes) and encoding the output (``cv2.imencode``, JPEG quality 95, written to disk).
+It decodes the very files each output was made from (read from the provenance of a warm-up run): 4 per mosaic,
+the target plus its donors per copy-paste, 1 per flip. Measured on one split (default: the medical-waste train split in
+../shared/data, 512 images of 640x640), each figure the best of ``--repeat`` runs into a fresh folder; the
+datatools figure is ``run_augment`` end to end (plan, read, rasterise, transform, encode, RLE, annotations.json),
+the dataset records being loaded once beforehand.
+
+Targets: datatools >= 0.6x the floor per worker (1 worker against the 1-worker floor), and >= 1.7x from 1 to 2
+workers. Floor and datatools runs alternate so that both meet the same machine; the load average after each best
+run is printed, and the CPU time per image (this process and its workers) is shown as a figure that other
+processes on the machine disturb less than the wall clock.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/augment.py [--ann A --images DIR] [--count 512] [--repeat 3] [--ops mosaic,flip]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import multiprocessing as mp
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from datatools.augment import OPS, run_augment
+from datatools.core.dataset import Dataset
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ANN = REPO_ROOT / "../shared/data/medical_waste/train/_annotations.coco.json"
+DEFAULT_IMAGES = REPO_ROOT / "../shared/data/medical_waste/train"
+OPS_TIMED = ("mosaic", "copy-paste", "flip")
+
+
+def _floor_one(out: str, job: tuple[int, list[str]]) -> None:
+    """Decode every source of one output, encode one output image and write it."""
+    index, paths = job
+    decoded = [cv2.imdecode(np.fromfile(p, dtype=np.uint8), cv2.IMREAD_COLOR) for p in paths]
+    ok, buf = cv2.imencode(".jpg", decoded[0], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    with open(os.path.join(out, f"{index:06d}.jpg"), "wb") as fh:
+        fh.write(buf.tobytes())
+
+
+def floor(jobs: list[tuple[int, list[str]]], out: Path, workers: int = 1) -> None:
+    out.mkdir(parents=True)
+    fn = functools.partial(_floor_one, str(out))
+    if workers <= 1:
+        for job in jobs:
+            fn(job)
+        return
+    with mp.get_context("fork").Pool(workers) as pool:
+        for _ in pool.imap(fn, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
+            pass
+
+
+def _cpu() -> float:
+    """CPU seconds used by this process and its finished children (workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def timed(run: Callable[[Path], object]) -> tuple[float, float]:
+    """``(wall seconds, CPU seconds)`` of one run into a fresh folder."""
+    tmp = Path(tempfile.mkdtemp(prefix="dt-bench-"))
+    try:
+        cpu, start = _cpu(), time.perf_counter()
+        run(tmp / "out")
+        return time.perf_counter() - start, _cpu() - cpu
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load() -> str:
+    return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ann", type=Path, default=DEFAULT_ANN)
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--count", type=int, default=512, help="outputs per op")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--ops", default=",".join(OPS_TIMED))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    ds = Dataset.load(args.ann, args.images, check_files=False)
+    by_id = {img["id"]: str(ds.image_path(img)) for img in ds.images}
+    print(f"{len(ds.images)} images, {len(ds.annotations)} annotations; {os.cpu_count()} cores; "
+          f"load average {load()}; best of {args.repeat}, floor and datatools runs interleaved")
+    print(f"{'op':<11} {'method':<10} {'workers':>7} {'images/s':>9} {'vs floor':>9} {'1->2':>6} "
+          f"{'CPU ms/img':>11}  load average after")
+    for op in args.ops.split(","):
+        entry = OPS[op]
+        config = entry.config_type()
+        # one warm-up run; its provenance tells the floor which files each output was made from
+        with tempfile.TemporaryDirectory(prefix="dt-bench-") as tmp:
+            run_augment(ds, Path(tmp) / "out", op, config, count=args.count, seed=args.seed, progress=False)
+            made = json.loads((Path(tmp) / "out" / "annotations.json").read_text())["images"]
+        jobs = [(i, [by_id[s] for s in img["datatools"]["sources"]]) for i, img in enumerate(made)]
+        n = len(jobs)
+        best: dict[tuple[str, int], tuple[float, float, str]] = {}
+        for workers in (1, 2):
+            runs = {"floor": functools.partial(floor, jobs, workers=workers),
+                    "datatools": lambda out, w=workers, o=op, c=config: run_augment(
+                        ds, out, o, c, count=args.count, seed=args.seed, workers=w, progress=False)}
+            for _ in range(args.repeat):
+                for method, run in runs.items():
+                    wall, cpu = timed(run)
+                    if (method, workers) not in best or wall < best[(method, workers)][0]:
+                        best[(method, workers)] = (wall, cpu, load())
+        for workers in (1, 2):
+            for method in ("floor", "datatools"):
+                wall, cpu, ld = best[(method, workers)]
+                vs = best[("floor", workers)][0] / wall
+                scale = f"{best[(method, 1)][0] / wall:.2f}x" if workers == 2 else ""
+                print(f"{op:<11} {method:<10} {workers:>7} {n / wall:>9.1f} {vs:>8.2f}x {scale:>6} "
+                      f"{1000 * cpu / n:>11.2f}  {ld}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""Run an augment op over a dataset and write a new dataset: plan, render in parallel, write atomically.
+
+Work is per OUTPUT image. The main process plans every output from the records alone (which source images,
+which annotations, a per-output seed), then ``parallel_map`` hands each worker one small plan: the worker reads
+only those source images, rasterises their annotations with the one rasteriser (one mask per object), samples
+the op's parameters, applies the kernel, encodes and writes the image into the staging folder and returns the
+annotation records. Provenance goes to ``images[].datatools = {op, sources, params, seed}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import cv2
+import numpy as np
+
+from datatools.augment._load import clear_crops, image_record, load_sample, with_objects
+from datatools.augment._records import Segmentation, masks_to_fields
+from datatools.augment.sampling import SourceIndex, class_shares
+from datatools.augment.types import AugmentOp, OutputPlan, params_to_json
+from datatools.core.atomic import output_dir
+from datatools.core.coco import write_coco_json
+from datatools.core.dataset import ANNOTATIONS_FILE, IMAGES_DIR, Dataset
+from datatools.core.errors import DatatoolsError, InvalidDatasetError
+from datatools.core.folds_table import fold_image_ids, read_folds
+from datatools.core.imageio import encode_image
+from datatools.core.parallel import item_seed, parallel_map
+
+__all__ = ["AugmentResult", "ImageFormat", "run_augment", "select_sources"]
+
+#: the most rounds copy-paste runs to reach ``target_share`` / ``target_images``
+MAX_ROUNDS = 5
+#: without ``count``, a copy-paste target stops at this many outputs per source image
+TARGET_CAP_PER_SOURCE = 20
+
+_OWN_ANN_KEYS = {"id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd", "datatools"}
+_OWN_IMG_KEYS = {"id", "file_name", "width", "height", "datatools"}
+
+
+class ImageFormat(str, Enum):
+    """Encoding of the output images (default: the format of each output's first source image)."""
+
+    JPG = "jpg"
+    PNG = "png"
+
+
+@dataclass(frozen=True)
+class AugmentResult:
+    """What :func:`run_augment` wrote.
+
+    Attributes:
+        out: the dataset folder.
+        images: new images.
+        annotations: annotations of the new images.
+        merged_images: source images copied next to them (``merge``).
+        sources: source images the op drew from (after ``fold`` selection).
+        shares_before: class name -> image share among the source images.
+        shares_after: class name -> image share among the source images plus the new ones.
+        inexact_polygons: objects whose polygons could not hold their mask exactly (holes).
+    """
+
+    out: Path
+    images: int
+    annotations: int
+    merged_images: int
+    sources: int
+    shares_before: dict[str, float] = field(default_factory=dict)
+    shares_after: dict[str, float] = field(default_factory=dict)
+    inexact_polygons: int = 0
+
+
+def select_sources(ds: Dataset, folds: str | os.PathLike[str] | None, fold: int | None) -> Dataset:
+    """The dataset, or only the TRAINING images of fold ``fold`` of the folds table ``folds``.
+
+    Raises:
+        DatatoolsError: only one of ``folds`` and ``fold`` is given.
+        InvalidDatasetError: the table names another file for an image id, or the fold keeps no image.
+
+    Example:
+        >>> train_only = select_sources(ds, "folds.parquet", 0)
+    """
+    if folds is None and fold is None:
+        return ds
+    if folds is None or fold is None:
+        raise DatatoolsError("give --folds and --fold together")
+    table = read_folds(folds)
+    train_ids, _ = fold_image_ids(table, fold, folds)
+    names = dict(zip(table["image_id"].tolist(), table["file_name"].tolist(), strict=True))
+    for img in ds.images:
+        if img["id"] in names and str(names[img["id"]]) != str(img["file_name"]):
+            raise InvalidDatasetError(
+                f"{folds}: image id {img['id']} is {names[img['id']]!r} in the folds table but "
+                f"{img['file_name']!r} in {ds.source}; the table was made for another dataset")
+    selected = ds.subset(train_ids)
+    if not selected.images:
+        raise InvalidDatasetError(f"{folds}: fold {fold} leaves no training image of {ds.source}")
+    return selected
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Everything a worker needs besides its plan; inherited by forked workers, never sent per item."""
+
+    ds: Dataset
+    op: AugmentOp
+    config: Any
+    images_dir: Path
+    image_format: ImageFormat | None
+    quality: int
+    segmentation: Segmentation
+
+
+def _render_one(ctx: _Context, item: tuple[int, OutputPlan, int]) -> dict[str, Any]:
+    index, plan, seed = item
+    rng = np.random.default_rng(seed)
+    if ctx.op.windows is not None:  # parameters from the image sizes; then only objects that can be seen
+        heads = [load_sample(ctx.ds, sid, objects=False) for sid in plan.sources]
+        params = ctx.op.sample_params(rng, heads, ctx.config, plan.choice)
+        windows = ctx.op.windows(params)
+        samples = [with_objects(ctx.ds, head, ann, windows[i] if i < len(windows) else None)
+                   for i, (head, ann) in enumerate(zip(heads, plan.ann_ids, strict=True))]
+        out = ctx.op.apply(samples, params)
+    else:
+        samples = [load_sample(ctx.ds, sid, ann) for sid, ann in zip(plan.sources, plan.ann_ids, strict=True)]
+        out, params = ctx.op.run(samples, ctx.config, rng, plan.choice)
+    first = image_record(ctx.ds, plan.sources[0])
+    ext = "." + ctx.image_format.value if ctx.image_format else (PurePosixPath(first["file_name"]).suffix.lower()
+                                                                  or ".png")
+    rel = f"{ctx.op.name}/{ctx.op.name}_{index:06d}{ext}"
+    (ctx.images_dir / rel).write_bytes(encode_image(out.image, ext, ctx.quality))  # the folder is made beforehand
+    fields, inexact = masks_to_fields(out.masks, ctx.segmentation)
+    anns = [{"category_id": obj.category_id, "iscrowd": obj.iscrowd, **f,
+             "datatools": {"source_image_id": obj.source_image_id, "source_annotation_id": obj.source_annotation_id}}
+            for f, obj in zip(fields, out.objects, strict=True)]
+    return {"file_name": rel, "height": out.size_hw[0], "width": out.size_hw[1], "sources": list(plan.sources),
+            "params": params_to_json(params), "seed": seed, "annotations": anns, "inexact": inexact}
+
+
+def _next_id(records: Sequence[Mapping[str, Any]]) -> int:
+    return max((int(r["id"]) for r in records if isinstance(r.get("id"), int)), default=0) + 1
+
+
+def _shares(counts: Mapping[int, int], n: int, names: Mapping[int, str]) -> dict[str, float]:
+    dup = {v for v in names.values() if list(names.values()).count(v) > 1}
+    return {(f"{names[c]} (id {c})" if names[c] in dup else names[c]): s for c, s in class_shares(counts, n).items()}
+
+
+def run_augment(
+    ds: Dataset,
+    out: str | os.PathLike[str],
+    op: str,
+    config: Any = None,
+    *,
+    count: int | None = None,
+    seed: int = 0,
+    workers: int | None = None,
+    folds: str | os.PathLike[str] | None = None,
+    fold: int | None = None,
+    merge: bool = False,
+    image_format: ImageFormat | str | None = None,
+    quality: int = 95,
+    segmentation: Segmentation | str = Segmentation.RLE,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> AugmentResult:
+    """Make ``count`` new images with the op ``op`` and write them as a new dataset folder at ``out``.
+
+    Args:
+        ds: the dataset to draw from.
+        out: output folder (``annotations.json`` + ``images/``), written atomically.
+        op: a key of ``datatools.augment.OPS`` (mosaic, ricap, copy-paste, flip, rotate, albu).
+        config: the op's config dataclass (default: its defaults).
+        count: images to make (default: the op's own, e.g. one per source image; for copy-paste with a target,
+            the most images to make).
+        seed: the same seed gives byte-identical outputs, whatever ``workers`` is.
+        workers: processes (default: all cores).
+        folds: a folds table (``folds.parquet``); with ``fold``, only that fold's training images are used.
+        fold: the fold whose validation images must not reach any output.
+        merge: also copy the source images (and their annotations) into the output dataset.
+        image_format: ``jpg`` or ``png`` (default: each output keeps its first source's format).
+        quality: JPEG quality.
+        segmentation: ``rle`` (exact) or ``polygon``.
+        overwrite: replace a non-empty ``out``.
+        progress: show a progress bar.
+
+    Raises:
+        DatatoolsError: unknown op, bad fold selection, too few images for the op, unreadable images.
+
+    Example:
+        >>> ds = Dataset.load("train/_annotations.coco.json", "train/")
+        >>> run_augment(ds, "aug/", "copy-paste", CopyPasteConfig(classes="auto", target_share=0.6), seed=0,
+        ...             folds="folds.parquet", fold=0, merge=True)
+    """
+    from datatools.augment import OPS
+
+    if op not in OPS:
+        raise DatatoolsError(f"unknown augment op {op!r}; choose one of {', '.join(OPS)}")
+    entry = OPS[op]
+    try:
+        config = entry.config_type() if config is None else config
+    except ValueError as exc:
+        raise DatatoolsError(f"{op}: {exc}") from None
+    if count is not None and count < 1:
+        raise DatatoolsError(f"count must be >= 1, got {count}")
+    src = select_sources(ds, folds, fold)
+    index = SourceIndex.from_dataset(src)
+    fmt = ImageFormat(image_format.lstrip(".").lower().replace("jpeg", "jpg")) \
+        if isinstance(image_format, str) else image_format
+    with output_dir(out, overwrite) as tmp:
+        ctx = _Context(src, entry, config, tmp / IMAGES_DIR, fmt, quality, Segmentation(segmentation))
+        (ctx.images_dir / entry.name).mkdir(parents=True)
+        results = _run_rounds(ctx, index, count, seed, workers, progress)
+        coco = _assemble(ds, src, results, entry.name, merge)
+        if merge:
+            for img in src.images:
+                dst = tmp / IMAGES_DIR / img["file_name"]
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src.image_path(img), dst)
+        write_coco_json(tmp / ANNOTATIONS_FILE, coco)
+    counts = index.image_counts()
+    after = dict(counts)
+    for r in results:
+        for c in {a["category_id"] for a in r["annotations"] if not a["iscrowd"]}:
+            after[c] = after.get(c, 0) + 1
+    return AugmentResult(Path(out), len(results), sum(len(r["annotations"]) for r in results),
+                         len(src.images) if merge else 0, len(index),
+                         _shares(counts, len(index), index.names), _shares(after, len(index) + len(results),
+                                                                          index.names),
+                         sum(r["inexact"] for r in results))
+
+
+@contextlib.contextmanager
+def _one_opencv_thread() -> Iterator[None]:
+    """One OpenCV thread per worker while outputs are made: a worker is one core (``--workers`` says how many are
+    used; OpenCV's own threads would compete with the other workers and spin). Set in this process before any
+    worker is forked (changing it inside a forked child can deadlock on the parent's thread pool), then restored."""
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def _run_rounds(ctx: _Context, index: SourceIndex, count: int | None, seed: int, workers: int | None,
+                progress: bool) -> list[dict[str, Any]]:
+    """Plan and render; copy-paste with a target re-plans from what was really made until it is reached."""
+    config = ctx.config
+    targeted = getattr(config, "target_share", None) is not None or getattr(config, "target_images", None) is not None
+    allowed = set(index.image_ids)
+    results: list[dict[str, Any]] = []
+    counts, n_images = index.image_counts(), len(index)
+    cap = count if count is not None else TARGET_CAP_PER_SOURCE * len(index)
+    for round_ in range(MAX_ROUNDS if targeted else 1):
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x706C616E, round_]))
+        if targeted:
+            plans = ctx.op.plan(index, config, cap - len(results), rng, counts=counts,  # type: ignore[call-arg]
+                                n_images=n_images)
+        else:
+            plans = ctx.op.plan(index, config, count, rng)
+        if not plans:
+            break
+        for plan in plans:  # by construction; checked because a leak here would be silent
+            if not set(plan.sources) <= allowed:
+                raise RuntimeError(f"planned sources {plan.sources} outside the selected images")
+        start = len(results)
+        items = [(start + k, plan, item_seed(seed, start + k)) for k, plan in enumerate(plans)]
+        clear_crops()  # forked workers start empty; so does a run in this process
+        try:
+            with _one_opencv_thread():
+                done = parallel_map(functools.partial(_render_one, ctx), items, workers=workers,
+                                    desc=f"augment {ctx.op.name}", progress=progress)
+        finally:
+            clear_crops()
+        results += done
+        for r in done:
+            for c in {a["category_id"] for a in r["annotations"] if not a["iscrowd"]}:
+                counts[c] = counts.get(c, 0) + 1
+        n_images += len(done)
+        if len(results) >= cap:
+            break
+    return results
+
+
+def _assemble(ds: Dataset, src: Dataset, results: list[dict[str, Any]], op: str, merge: bool) -> dict[str, Any]:
+    """The output COCO dict: source records (with ``merge``) and the new ones with fresh ids and provenance."""
+    image_id, ann_id = _next_id(ds.images), _next_id(ds.annotations)
+    by_img = {img["id"]: img for img in src.images}
+    by_ann = {a["id"]: a for a in src.annotations}
+    taken = {str(img["file_name"]) for img in src.images} if merge else set()
+    images, annotations = [], []
+    for r in results:
+        if r["file_name"] in taken:
+            raise InvalidDatasetError(f"{src.source}: a source image is already named {r['file_name']!r}; "
+                                      "write without --merge or rename it")
+        first = by_img[r["sources"][0]]
+        extra = {k: v for k, v in first.items() if k not in _OWN_IMG_KEYS}
+        images.append({"id": image_id, "file_name": r["file_name"], "width": r["width"], "height": r["height"],
+                       **extra, "datatools": {"op": op, "sources": r["sources"], "params": r["params"],
+                                              "seed": r["seed"]}})
+        for a in r["annotations"]:
+            origin = by_ann.get(a["datatools"]["source_annotation_id"], {})
+            extra = {k: v for k, v in origin.items() if k not in _OWN_ANN_KEYS}
+            annotations.append({"id": ann_id, "image_id": image_id, **a, **extra})
+            ann_id += 1
+        image_id += 1
+    if merge:
+        images = [*src.images, *images]
+        annotations = [*src.annotations, *annotations]
+    return {**ds.coco, "images": images, "annotations": annotations}
