@@ -84,8 +84,10 @@ def read_image(
         UnreadableFileError: missing, undecodable, or too large.
     """
     read_image_size(path, max_pixels)
+    # OpenCV >= 4.10 decodes straight to RGB, saving a full-image colour conversion
+    rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)
     flags = {
-        "rgb": cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION,
+        "rgb": (rgb_flag if rgb_flag is not None else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION,
         "gray": cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION,
         "unchanged": cv2.IMREAD_UNCHANGED,
     }[mode]
@@ -93,7 +95,7 @@ def read_image(
     image = cv2.imdecode(data, flags)
     if image is None:
         raise UnreadableFileError(f"{path}: image could not be decoded")
-    if mode == "rgb":
+    if mode == "rgb" and rgb_flag is None:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return cast("npt.NDArray[np.uint8]", image)
 
