@@ -14,14 +14,26 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[train,dev]"
 	touch $(STAMP)
 
+TRAIN_ANN := $(EXAMPLE)/train/_annotations.coco.json
+VALID_ANN := $(EXAMPLE)/valid/_annotations.coco.json
+
+# validate -> eda -> folds -> augment -> train, on the bundled example (a few minutes on a laptop CPU)
 demo: $(STAMP)
-	$(DT) validate --ann $(EXAMPLE)/train/_annotations.coco.json --images $(EXAMPLE)/train
-	$(DT) validate --ann $(EXAMPLE)/valid/_annotations.coco.json --images $(EXAMPLE)/valid
-	$(DT) convert masks --ann $(EXAMPLE)/train/_annotations.coco.json --images $(EXAMPLE)/train \
-		--out $(DEMO_OUT)/masks/train --overwrite
-	$(DT) convert masks --ann $(EXAMPLE)/valid/_annotations.coco.json --images $(EXAMPLE)/valid \
-		--out $(DEMO_OUT)/masks/valid --overwrite
-	@echo "demo outputs: $(DEMO_OUT)/masks/{train,valid}/ (img_dir/, ann_dir/, classes.json)"
+	$(DT) validate --ann $(TRAIN_ANN) --images $(EXAMPLE)/train
+	$(DT) validate --ann $(VALID_ANN) --images $(EXAMPLE)/valid
+	$(DT) eda --ann $(TRAIN_ANN) --images $(EXAMPLE)/train --out $(DEMO_OUT)/eda --overwrite
+	$(DT) folds --ann $(TRAIN_ANN) --images $(EXAMPLE)/train --k 3 --seed 42 --out $(DEMO_OUT)/folds \
+		--group-by 'regex:^(.*)_(jpg|jpeg|png)\.rf\.' --overwrite
+	$(DT) folds check --folds $(DEMO_OUT)/folds/folds.parquet --images $(EXAMPLE)/train
+	$(DT) augment copy-paste --ann $(TRAIN_ANN) --images $(EXAMPLE)/train --folds $(DEMO_OUT)/folds/folds.parquet \
+		--fold 0 --rare auto --target-share 0.5 --merge --seed 0 --out $(DEMO_OUT)/copy_paste --overwrite
+	$(DT) convert masks --ann $(VALID_ANN) --images $(EXAMPLE)/valid --out $(DEMO_OUT)/masks/valid --overwrite
+	$(DT) train fit --data $(DEMO_OUT)/copy_paste --val-ann $(VALID_ANN) --val-images $(EXAMPLE)/valid \
+		--arch Unet --encoder resnet18 --weights none --size 128 --epochs 2 --batch 8 --out $(DEMO_OUT)/run --overwrite
+	$(DT) train predict --ckpt $(DEMO_OUT)/run/best.pt --images $(EXAMPLE)/valid --tta hflip \
+		--submission trash --out $(DEMO_OUT)/pred --overwrite
+	@echo "demo outputs in $(DEMO_OUT)/: eda/report.html, folds/, copy_paste/ (augmented training set),"
+	@echo "  masks/valid/ (mask folder), run/ (checkpoints, history.csv), pred/ (masks + submission.csv)"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -36,7 +36,10 @@ def test_help_starts_without_torch() -> None:
 
 def _commands() -> list[list[str]]:
     return [["validate"], ["convert", "masks"], ["convert", "coco"], ["convert", "from-masks"],
-            ["convert", "polygon-json"], ["convert", "submission"], ["convert", "from-submission"]]
+            ["convert", "polygon-json"], ["convert", "submission"], ["convert", "from-submission"],
+            ["eda"], ["folds"], ["folds", "check"],
+            *[["augment", op] for op in ("mosaic", "ricap", "copy-paste", "flip", "rotate", "albu")],
+            *[["train", cmd] for cmd in ("fit", "evaluate", "predict", "soup")]]
 
 
 @pytest.mark.parametrize("command", _commands(), ids=lambda c: " ".join(c))
