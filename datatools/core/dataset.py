@@ -115,7 +115,7 @@ class Dataset:
             first = errors[0]
             raise InvalidDatasetError(f"{first.file}: {first.message}{more}")
         if errors:
-            ds = ds._drop(errors)
+            ds = ds.drop_records(errors)
         return ds
 
     @classmethod
@@ -175,7 +175,9 @@ class Dataset:
                 "categories": self.categories if categories is None else categories}
         return Dataset(coco, self.image_root, self.source, list(self.dropped))
 
-    def _drop(self, errors: list[Issue]) -> Dataset:
+    def drop_records(self, errors: list[Issue]) -> Dataset:
+        """A copy without the records these issues point at, nor the annotations of dropped images and
+        categories; what was dropped is in ``dropped`` (what ``skip_invalid`` does)."""
         bad = {(i.section, i.index) for i in errors if i.index is not None}
         images = [r for k, r in enumerate(self.images) if ("images", k) not in bad]
         cats = [r for k, r in enumerate(self.categories) if ("categories", k) not in bad]

@@ -84,7 +84,7 @@ def _open(ann: Path, root: Path, read_images: bool, skip_invalid: bool) -> tuple
         raise InvalidDatasetError(f"{errors[0].file}: {errors[0].message}{more}; pass --skip-invalid to drop "
                                   "the broken records and report them")
     if errors:
-        ds = ds._drop(errors)  # the same dropping as Dataset.load(skip_invalid=True)
+        ds = ds.drop_records(errors)  # the same dropping as Dataset.load(skip_invalid=True)
     return ds, issues
 
 
