@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
-from datatools.core.imageio import read_image, read_image_size
+from datatools.core.imageio import IMAGE_EXTENSIONS, read_image, read_image_size
 from train.checkpoint import ModelSpec, load_checkpoint, model_from_checkpoint
 from train.config import Mode
 from train.distributed import resolve_device
@@ -26,7 +26,6 @@ from train.tta import TTA, normalize, predict_probs
 
 __all__ = ["Ensemble", "Item", "Prediction", "items_from_dataset", "items_from_folder"]
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True)
@@ -55,9 +54,9 @@ def items_from_folder(folder: str | os.PathLike[str]) -> list[Item]:
     root = Path(folder)
     if not root.is_dir():
         raise InvalidDatasetError(f"{root}: image folder not found")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
-        raise InvalidDatasetError(f"{root}: no image files ({', '.join(IMAGE_EXTS)})")
+        raise InvalidDatasetError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
     items = []
     for p in files:
         w, h = read_image_size(p)

@@ -23,14 +23,19 @@ from PIL import Image
 from datatools.core.errors import UnreadableFileError
 
 __all__ = [
+    "IMAGE_EXTENSIONS",
     "MAX_IMAGE_PIXELS",
     "check_image_file",
     "decode_image_strict",
     "encode_image",
     "encode_palette_png",
+    "find_images",
     "read_image",
     "read_image_size",
 ]
+
+#: File suffixes datatools treats as images (matched in any case).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 #: Largest image (width * height) datatools agrees to decode: 12000 x 12000, under Pillow's own refusal
 #: threshold (2 x Image.MAX_IMAGE_PIXELS, about 179 M pixels) so that this limit is the one that applies.
@@ -197,3 +202,16 @@ def encode_palette_png(mask: npt.NDArray[np.uint8], palette: npt.NDArray[np.uint
     buf = io.BytesIO()
     im.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+def find_images(root: str | os.PathLike[str], rel_stem: str) -> list[str]:
+    """The image files ``<rel_stem>.<ext>`` under ``root`` (any image extension, lower or upper case).
+
+    The stem is joined as text, not with ``with_suffix``: Roboflow stems hold dots (``x_jpg.rf.<hash>``).
+
+    Example:
+        >>> find_images("data/img_dir", "ID001/image1")
+        ['ID001/image1.png']
+    """
+    candidates = [f"{rel_stem}{e}" for ext in IMAGE_EXTENSIONS for e in (ext, ext.upper())]
+    return [name for name in candidates if (Path(root) / name).is_file()]

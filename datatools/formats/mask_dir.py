@@ -26,7 +26,7 @@ from datatools.core.atomic import output_dir
 from datatools.core.classes import IGNORE_INDEX, ClassMap
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError, UnreadableFileError
-from datatools.core.imageio import encode_palette_png
+from datatools.core.imageio import encode_palette_png, find_images
 from datatools.core.masks import OverlapPolicy, mask_to_rle, rasterize_multilabel, rasterize_semantic
 from datatools.core.parallel import parallel_map
 from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
@@ -34,7 +34,6 @@ from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
 __all__ = ["ANN_DIR", "CLASSES_FILE", "IMG_DIR", "MaskDirResult", "coco_to_mask_dir", "mask_dir_to_coco"]
 
 IMG_DIR, ANN_DIR, CLASSES_FILE = "img_dir", "ann_dir", "classes.json"
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True)
@@ -150,9 +149,7 @@ def _read_label_png(path: Path) -> npt.NDArray[np.uint8]:
 
 
 def _find_image(img_dir: Path, rel_stem: PurePosixPath, mask_path: Path) -> str:
-    # not with_suffix: Roboflow stems hold dots ("x_jpg.rf.<hash>")
-    candidates = [f"{rel_stem}{ext}" for e in IMAGE_EXTS for ext in (e, e.upper())]
-    found = [name for name in candidates if (img_dir / name).is_file()]
+    found = find_images(img_dir, str(rel_stem))
     if len(found) != 1:
         what = "no image" if not found else f"{len(found)} images"
         raise InvalidDatasetError(f"{mask_path}: {what} named {rel_stem}.* under {img_dir}")

@@ -17,12 +17,11 @@ from typing import Any
 
 from datatools.core.atomic import atomic_write_json
 from datatools.core.errors import InvalidDatasetError, UnreadableFileError
-from datatools.core.imageio import read_image_size
+from datatools.core.imageio import IMAGE_EXTENSIONS, read_image_size
 from datatools.core.paths import file_name_problem
 
 __all__ = ["IMAGE_EXTENSIONS", "coco_to_polygon_json", "polygon_json_to_coco"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _KNOWN_KEYS = ("label", "points")
 
 

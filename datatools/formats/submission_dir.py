@@ -14,9 +14,9 @@ from PIL import Image
 from datatools.core.atomic import output_dir
 from datatools.core.classes import ClassMap
 from datatools.core.errors import InvalidDatasetError
-from datatools.core.imageio import encode_palette_png
+from datatools.core.imageio import encode_palette_png, find_images
 from datatools.core.paths import file_name_problem
-from datatools.formats.mask_dir import ANN_DIR, CLASSES_FILE, IMAGE_EXTS, IMG_DIR
+from datatools.formats.mask_dir import ANN_DIR, CLASSES_FILE, IMG_DIR
 from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
 from datatools.formats.submission import iter_class_ids_csv, iter_rle_csv, write_class_ids_csv, write_rle_csv
 
@@ -38,12 +38,8 @@ def _layout(mask_dir: Path, classes: str | os.PathLike[str] | None) -> tuple[Pat
 
 
 def _image_name(rel_stem: str, img_dir: Path | None) -> str:
-    if img_dir is not None:
-        for ext in IMAGE_EXTS:
-            for e in (ext, ext.upper()):
-                if (img_dir / f"{rel_stem}{e}").is_file():
-                    return f"{rel_stem}{e}"
-    return rel_stem
+    found = find_images(img_dir, rel_stem) if img_dir is not None else []
+    return found[0] if found else rel_stem
 
 
 def _masks(ann_dir: Path, suffix: str) -> list[Path]:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from datatools.core.imageio import encode_image, read_image, read_image_size
+from datatools.core.imageio import encode_image, find_images, read_image, read_image_size
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "medical_waste" / "valid"
 
@@ -25,3 +25,13 @@ def test_png_round_trip_is_lossless(tmp_path: Path) -> None:
     image = np.random.default_rng(0).integers(0, 256, (17, 23, 3), dtype=np.uint8)
     (tmp_path / "x.png").write_bytes(encode_image(image, ".png"))
     assert np.array_equal(read_image(tmp_path / "x.png"), image)
+
+
+def test_find_images_keeps_dotted_stems_and_any_case(tmp_path: Path) -> None:
+    (tmp_path / "p1").mkdir()
+    for name in ("x_jpg.rf.ab12.jpg", "p1/scan.PNG", "p1/two.png", "p1/two.jpg", "p1/notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert find_images(tmp_path, "x_jpg.rf.ab12") == ["x_jpg.rf.ab12.jpg"]
+    assert find_images(tmp_path, "p1/scan") == ["p1/scan.PNG"]
+    assert sorted(find_images(tmp_path, "p1/two")) == ["p1/two.jpg", "p1/two.png"]
+    assert find_images(tmp_path, "p1/notes") == []
