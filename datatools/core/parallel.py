@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-__all__ = ["default_workers", "item_seed", "parallel_map"]
+__all__ = ["default_workers", "item_seed", "parallel_imap", "parallel_map"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -73,6 +73,27 @@ def parallel_map(
         >>> parallel_map(abs, [-1, 2, -3], workers=2, progress=False)
         [1, 2, 3]
     """
+    return list(parallel_imap(fn, items, workers=workers, seed=seed, desc=desc, progress=progress,
+                              chunksize=chunksize))
+
+
+def parallel_imap(
+    fn: Callable[..., R],
+    items: Sequence[T],
+    *,
+    workers: int | None = None,
+    seed: int | None = None,
+    desc: str = "working",
+    progress: bool = True,
+    chunksize: int | None = None,
+) -> Iterator[R]:
+    """:func:`parallel_map` as a generator: each result is yielded, in input order, as soon as it and those
+    before it are done, so a caller that folds the results as they come holds none of them for long.
+
+    Example:
+        >>> sum(parallel_imap(abs, [-1, 2, -3], workers=2, progress=False))
+        6
+    """
     n = len(items)
     workers = default_workers() if workers is None or workers <= 0 else workers
     workers = min(workers, max(n, 1))
@@ -81,15 +102,14 @@ def parallel_map(
     console = Console(stderr=True)
     # bars are for people at a terminal; in logs and pipes they would only add lines to stderr
     bar = Progress(*columns, console=console, disable=not progress or not console.is_terminal, transient=False)
-    results: list[R] = []
     if workers <= 1:
         _init(fn)
         with bar:
             task = bar.add_task(desc, total=n)
             for job in jobs:
-                results.append(_call(job))
+                yield _call(job)
                 bar.advance(task)
-        return results
+        return
     chunksize = chunksize or max(1, min(32, n // (workers * 8)))
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     pool = mp.get_context(method).Pool(workers, initializer=_init, initargs=(fn,))
@@ -97,10 +117,9 @@ def parallel_map(
         with bar:
             task = bar.add_task(desc, total=n)
             for result in pool.imap(_call, jobs, chunksize=chunksize):
-                results.append(result)
+                yield result
                 bar.advance(task)
         pool.close()
     finally:
         pool.terminate()
         pool.join()
-    return results

@@ -1,8 +1,10 @@
-"""The one streaming pass: per-image facts are added up in the parent as they arrive.
+"""The one streaming pass: per-image facts are added up where they are made, in the workers.
 
-Only the per-row numbers (one small row per image and per annotation) are kept; arrays that do not belong
-to a row (heat maps, overlap matrices) are summed at once, so memory does not grow with the number of
-images beyond the rows.
+Each worker folds a chunk of images into a :class:`Totals` (one small row per image and per annotation, and
+sums for the arrays that do not belong to a row: heat maps, overlap matrices) and sends that; the parent
+merges the chunks in image order. So memory does not grow with the number of images beyond the rows, and
+the parent, which shares the cores with the workers, handles a few messages per worker instead of one per
+image. Every sum is of integers, so the totals do not depend on how the images were chunked.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ import numpy as np
 import numpy.typing as npt
 
 from datatools.core.issues import Issue
-from datatools.core.parallel import default_workers, parallel_map
-from datatools.eda.stats import ImageJob, ImageStats, PixelStats, StatsConfig, compared_policies, image_stats
+from datatools.core.parallel import default_workers, parallel_imap
+from datatools.eda.stats import ImageJob, ImageStats, StatsConfig, compared_policies, image_stats
 
-__all__ = ["Totals", "run_pass"]
+__all__ = ["PIXEL_COLUMNS", "Totals", "chunk_totals", "run_pass"]
 
-#: Images per parallel_map call: the results of one batch are all that is held at a time.
-BATCH_SIZE = 1024
+#: Columns of ``Totals.pixel_table`` (RGB on the 0..255 scale; NaN for images not decoded).
+PIXEL_COLUMNS = ("mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b", "brightness", "contrast")
+
+
+def _empty(shape: tuple[int, ...], dtype: type) -> npt.NDArray:  # type: ignore[type-arg]
+    return np.zeros(shape, dtype=dtype)
 
 
 @dataclass
@@ -31,15 +37,17 @@ class Totals:
 
     Attributes:
         n_classes: K.
+        heat_size: side of the heat maps.
         policies: names of the overlap policies compared with the chosen one.
-        class_px: (N, K + 2) int64 per-image pixel counts (background, 1..K, ignore), built by :meth:`finish`.
-        heat: (K + 1, S, S) int64 summed coverage per class value (x 255); row 0 unused.
+        heat: (K + 1, S, S) int64 summed coverage per class value; row 0 unused.
         pair_px: (K + 1, K + 1) int64 pixels claimed by two classes (upper triangle; the diagonal: by two
             annotations of the same class).
-        pixel_rows: per image, its :class:`PixelStats` or ``None``.
-        overlap_rows: per image, ``(overlap_px, conflict_px, *changed_px per policy)``.
-        ann_px: true pixel area of every annotation, in job order.
-        ann_bbox_xywh: every annotation's mask box, in job order.
+        class_px: (N, K + 2) int64 per-image pixel counts (background, 1..K, ignore).
+        pixel_table: (N, 8) float64 per-image channel means, stds, brightness, contrast (:data:`PIXEL_COLUMNS`),
+            NaN where the image was not decoded.
+        overlap_rows: (N, 2 + P) int64 per image: overlap_px, conflict_px, then changed_px per policy.
+        ann_px: (M,) int64 true pixel area of every annotation, in job order.
+        ann_bbox_xywh: (M, 4) float64 every annotation's mask box, in job order.
         channel_sum: summed RGB values over every decoded pixel.
         channel_sumsq: summed squares.
         pixels: decoded pixels.
@@ -52,17 +60,17 @@ class Totals:
     policies: tuple[str, ...]
     heat: npt.NDArray[np.int64]
     pair_px: npt.NDArray[np.int64]
-    class_px: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 0), np.int64))
-    pixel_rows: list[PixelStats | None] = field(default_factory=list)
-    overlap_rows: list[tuple[int, ...]] = field(default_factory=list)
-    ann_px: list[int] = field(default_factory=list)
-    ann_bbox_xywh: list[tuple[float, float, float, float]] = field(default_factory=list)
+    class_px: npt.NDArray[np.int64] = field(default_factory=lambda: _empty((0, 0), np.int64))
+    pixel_table: npt.NDArray[np.float64] = field(default_factory=lambda: _empty((0, len(PIXEL_COLUMNS)), np.float64))
+    overlap_rows: npt.NDArray[np.int64] = field(default_factory=lambda: _empty((0, 0), np.int64))
+    ann_px: npt.NDArray[np.int64] = field(default_factory=lambda: _empty((0,), np.int64))
+    ann_bbox_xywh: npt.NDArray[np.float64] = field(default_factory=lambda: _empty((0, 4), np.float64))
     channel_sum: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
     channel_sumsq: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
     pixels: int = 0
     issues: list[Issue] = field(default_factory=list)
     thumbnails: dict[int, bytes] = field(default_factory=dict)
-    _class_rows: list[npt.NDArray[np.int64]] = field(default_factory=list, repr=False)
+    _parts: dict[str, list[npt.NDArray]] = field(default_factory=dict, repr=False)  # type: ignore[type-arg]
 
     @classmethod
     def empty(cls, n_classes: int, heat_size: int, policies: Sequence[str]) -> Totals:
@@ -70,32 +78,53 @@ class Totals:
         return cls(n_classes, heat_size, tuple(policies), np.zeros((k1, heat_size, heat_size), np.int64),
                    np.zeros((k1, k1), np.int64))
 
+    def _append(self, name: str, block: npt.NDArray) -> None:  # type: ignore[type-arg]
+        self._parts.setdefault(name, []).append(block)
+
     def add(self, stats: ImageStats) -> None:
-        """Fold one image's facts in (call in image order: sums are then the same run to run)."""
-        self._class_rows.append(stats.class_px)
+        """Fold one image's facts in (call in image order)."""
+        self._append("class_px", stats.class_px[None, :])
         for value, plane in zip(stats.heat_values, stats.heat, strict=True):
             self.heat[value] += plane
         for a, b, px in stats.pair_px:
             self.pair_px[a, b] += px
-        self.overlap_rows.append((stats.overlap_px, stats.conflict_px,
-                                  *(stats.changed_px[p] for p in self.policies)))
-        self.ann_px.extend(stats.ann_px)
-        self.ann_bbox_xywh.extend(stats.ann_bbox_xywh)
-        self.pixel_rows.append(stats.pixels)
-        if stats.pixels is not None:
-            self.channel_sum += stats.pixels.channel_sum
-            self.channel_sumsq += stats.pixels.channel_sumsq
-            self.pixels += stats.pixels.pixels
+        self._append("overlap_rows", np.array([[stats.overlap_px, stats.conflict_px,
+                                                *(stats.changed_px[p] for p in self.policies)]], np.int64))
+        self._append("ann_px", np.asarray(stats.ann_px, dtype=np.int64))
+        self._append("ann_bbox_xywh", np.asarray(stats.ann_bbox_xywh, dtype=np.float64).reshape(-1, 4))
+        p = stats.pixels
+        row = np.full((1, len(PIXEL_COLUMNS)), np.nan)
+        if p is not None:
+            row[0] = (*p.mean, *p.std, p.brightness, p.contrast)
+            self.channel_sum += p.channel_sum
+            self.channel_sumsq += p.channel_sumsq
+            self.pixels += p.pixels
+        self._append("pixel_table", row)
         if stats.issue is not None:
             self.issues.append(stats.issue)
         if stats.thumbnail is not None:
             self.thumbnails[stats.index] = stats.thumbnail
 
+    def merge(self, other: Totals) -> None:
+        """Fold in the finished totals of the images that follow (call in image order)."""
+        self.heat += other.heat
+        self.pair_px += other.pair_px
+        for name in ("class_px", "overlap_rows", "ann_px", "ann_bbox_xywh", "pixel_table"):
+            self._append(name, getattr(other, name))
+        self.channel_sum += other.channel_sum
+        self.channel_sumsq += other.channel_sumsq
+        self.pixels += other.pixels
+        self.issues.extend(other.issues)
+        self.thumbnails.update(other.thumbnails)
+
     def finish(self) -> Totals:
-        """Stack the per-image class counts into ``class_px``."""
-        k2 = self.n_classes + 2
-        self.class_px = np.stack(self._class_rows) if self._class_rows else np.zeros((0, k2), np.int64)
-        self._class_rows = []
+        """Stack the rows added so far into the row arrays."""
+        widths = {"class_px": (self.n_classes + 2,), "overlap_rows": (2 + len(self.policies),), "ann_px": (),
+                  "ann_bbox_xywh": (4,), "pixel_table": (len(PIXEL_COLUMNS),)}
+        for name, width in widths.items():
+            parts = self._parts.pop(name, [])
+            dtype = np.float64 if name in ("ann_bbox_xywh", "pixel_table") else np.int64
+            setattr(self, name, np.concatenate(parts) if parts else np.zeros((0, *width), dtype))
         return self
 
     def normalize_mean_std(self) -> tuple[list[float], list[float]] | None:
@@ -108,22 +137,30 @@ class Totals:
         return (mean / 255.0).tolist(), (np.sqrt(var) / 255.0).tolist()
 
 
+def chunk_totals(jobs: Sequence[ImageJob], cfg: StatsConfig) -> Totals:
+    """:func:`image_stats` of consecutive images, folded into finished totals (what a worker sends back)."""
+    totals = Totals.empty(len(cfg.class_map), cfg.heat_size, [str(p) for p in compared_policies(cfg.overlap)])
+    for job in jobs:
+        totals.add(image_stats(job, cfg))
+    return totals.finish()
+
+
 def run_pass(
     jobs: Sequence[ImageJob],
     cfg: StatsConfig,
     *,
     workers: int | None = None,
     progress: bool = True,
-    batch_size: int = BATCH_SIZE,
+    chunk_size: int | None = None,
 ) -> Totals:
-    """Map :func:`image_stats` over the images and add the results up as each batch arrives.
+    """Map :func:`image_stats` over the images in chunks and merge the chunks' totals as they arrive.
 
     Args:
         jobs: one job per image, in dataset order.
         cfg: shared settings.
         workers: processes (default: all cores).
-        progress: show a progress bar.
-        batch_size: images per parallel map; bounds what is held before it is summed.
+        progress: show a progress bar (it advances a chunk at a time).
+        chunk_size: images a worker folds together (default: about 32 chunks per worker, at most 16 images).
 
     Returns:
         The totals (``finish`` already called).
@@ -134,21 +171,18 @@ def run_pass(
         True
     """
     totals = Totals.empty(len(cfg.class_map), cfg.heat_size, [str(p) for p in compared_policies(cfg.overlap)])
-    fn = partial(image_stats, cfg=cfg)
-    n_workers = default_workers() if workers is None else workers
-    n_batches = max(1, -(-len(jobs) // batch_size))
+    n_workers = max(1, default_workers() if workers is None else workers)
+    # small chunks, so no worker sits idle at the end; big enough that the parent has little to do per image
+    size = chunk_size or max(1, min(16, len(jobs) // (n_workers * 32)))
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
     # the processes already fill the cores: OpenCV's own threads would only contend with them (forked workers
     # inherit the setting; it is restored afterwards)
     cv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        for b in range(n_batches):
-            batch = jobs[b * batch_size:(b + 1) * batch_size]
-            # small chunks: a few images each, so no worker sits idle at the end of a batch
-            chunk = max(1, min(8, len(batch) // (max(n_workers, 1) * 16)))
-            desc = "eda: images" if n_batches == 1 else f"eda: images {b + 1}/{n_batches}"
-            for stats in parallel_map(fn, batch, workers=workers, desc=desc, progress=progress, chunksize=chunk):
-                totals.add(stats)
+        for part in parallel_imap(partial(chunk_totals, cfg=cfg), chunks, workers=workers, desc="eda: images",
+                                  progress=progress, chunksize=1):
+            totals.merge(part)  # folded as it arrives: nothing but the rows is held
     finally:
         cv2.setNumThreads(cv_threads)
     return totals.finish()

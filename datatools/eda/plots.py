@@ -206,9 +206,9 @@ def brightness_contrast(brightness: list[float], contrast: list[float], b_outlie
     for number, index in enumerate(marks, start=1):
         ax1.annotate(str(number), (b[index], c[index]), fontsize=7, color=_OUTLIER, xytext=(3, 3),
                      textcoords="offset points")
-    ax1.set_xlabel("brightness (mean gray, 0-255)")
-    ax1.set_ylabel("contrast (std of gray)")
-    ax1.legend(loc="best")
+    ax1.set_xlabel("brightness (mean luma, 0-255)")
+    ax1.set_ylabel("contrast (std of luma)")
+    ax1.legend(loc="upper right")  # "best" searches every point: slow for many images
     for ax, vals, flags, title in ((ax2, b, b_outlier, "brightness"), (ax3, c, c_outlier, "contrast")):
         ok = ~np.isnan(vals)
         ax.hist(vals[ok], bins=30, color=_NORMAL, edgecolor="white", linewidth=0.5)

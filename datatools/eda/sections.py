@@ -148,7 +148,8 @@ def image_section(inp: ReportInput, figs: Figures) -> str:
     body += figure(figs.get("channel_means"), "per-image channel means")
     b_out = int(img["brightness_outlier"].sum())
     c_out = int(img["contrast_outlier"].sum())
-    body += (f"<p>Brightness is the mean and contrast the standard deviation of the gray image. Outliers (modified "
+    body += ("<p>Brightness is the mean and contrast the standard deviation of the BT.601 luma "
+             f"(0.299 R + 0.587 G + 0.114 B). Outliers (modified "
              f"z-score above {OUTLIER_Z} and z-score above {OUTLIER_PLAIN_Z}): <b>{b_out}</b> by brightness, "
              f"<b>{c_out}</b> by contrast.</p>")
     body += figure(figs.get("brightness_contrast"), "brightness and contrast")

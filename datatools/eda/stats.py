@@ -103,7 +103,8 @@ class PixelStats:
     """What one decode of an image tells: channel statistics in RGB order, on the 0..255 scale.
 
     ``channel_sum`` and ``channel_sumsq`` are sums over the image's pixels, for the dataset mean/std;
-    brightness and contrast are the mean and standard deviation of the gray (BT.601 luma) image.
+    brightness and contrast are the mean and standard deviation of the BT.601 luma ``0.299 R + 0.587 G + 0.114 B``
+    (exact, not rounded to a gray image).
     """
 
     mean: tuple[float, float, float]
@@ -151,23 +152,37 @@ class ImageStats:
     thumbnail: bytes | None = None
 
 
+#: BT.601 luma weights (R, G, B): brightness and contrast are the mean and std of this weighted sum.
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
 def _pixel_stats(image: npt.NDArray[np.uint8]) -> PixelStats:
-    mean, std = cv2.meanStdDev(image)  # one read of the pixels; faster than splitting the channels
-    mean, std = mean.ravel(), std.ravel()
+    """Channel means, stds and the luma mean/std from the image's first and second moments.
+
+    The channel sums and the 3 x 3 sums of products are exact integers (OpenCV sums and squared norms; a
+    product sum from ``|a - b|^2 = |a|^2 + |b|^2 - 2 a.b``), so no gray or float image is made: the luma
+    variance is ``w' C w`` with ``C`` the channel covariance.
+    """
     n = int(image.shape[0] * image.shape[1])
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    gray_mean = float(cv2.sumElems(gray)[0]) / n
-    gray_var = float(cv2.norm(gray, cv2.NORM_L2SQR)) / n - gray_mean * gray_mean
-    sums = mean * n
-    sumsq = (std * std + mean * mean) * n
+    planes = cv2.split(image)
+    sums = np.array(cv2.sumElems(image)[:3], dtype=np.float64)
+    prods = np.empty((3, 3), dtype=np.float64)
+    for c, plane in enumerate(planes):
+        prods[c, c] = cv2.norm(plane, cv2.NORM_L2SQR)
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        prods[a, b] = prods[b, a] = (prods[a, a] + prods[b, b] - cv2.norm(planes[a], planes[b], cv2.NORM_L2SQR)) / 2
+    mean = sums / n
+    cov = prods / n - np.outer(mean, mean)
+    std = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    luma_var = float(LUMA @ cov @ LUMA)
     return PixelStats(
         mean=(float(mean[0]), float(mean[1]), float(mean[2])),
         std=(float(std[0]), float(std[1]), float(std[2])),
         channel_sum=(float(sums[0]), float(sums[1]), float(sums[2])),
-        channel_sumsq=(float(sumsq[0]), float(sumsq[1]), float(sumsq[2])),
+        channel_sumsq=(float(prods[0, 0]), float(prods[1, 1]), float(prods[2, 2])),
         pixels=n,
-        brightness=gray_mean,
-        contrast=max(gray_var, 0.0) ** 0.5,
+        brightness=float(LUMA @ mean),
+        contrast=max(luma_var, 0.0) ** 0.5,
     )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from datatools.core.classes import ClassMap
-from datatools.eda.accumulate import Totals
+from datatools.eda.accumulate import PIXEL_COLUMNS, Totals
 
 __all__ = [
     "COCO_MEDIUM",
@@ -117,14 +117,8 @@ def _image_columns(images: Sequence[dict[str, Any]], anns_by_image: Sequence[Seq
     cols["n_classes"] = np.array([len(p) for p in present], dtype=np.int64)
     cols["classes"] = [[labels[v - 1] for v in p] for p in present]
     if read_pixels:
-        stats = totals.pixel_rows
-        nan = float("nan")
-        for c, name in enumerate("rgb"):
-            cols[f"mean_{name}"] = np.array([s.mean[c] if s else nan for s in stats], dtype=np.float64)
-        for c, name in enumerate("rgb"):
-            cols[f"std_{name}"] = np.array([s.std[c] if s else nan for s in stats], dtype=np.float64)
-        cols["brightness"] = np.array([s.brightness if s else nan for s in stats], dtype=np.float64)
-        cols["contrast"] = np.array([s.contrast if s else nan for s in stats], dtype=np.float64)
+        for c, name in enumerate(PIXEL_COLUMNS):
+            cols[name] = np.ascontiguousarray(totals.pixel_table[:, c])
         cols["brightness_outlier"] = robust_outliers(cols["brightness"])
         cols["contrast_outlier"] = robust_outliers(cols["contrast"])
         problems: list[str | None] = [None] * n
@@ -137,7 +131,7 @@ def _image_columns(images: Sequence[dict[str, Any]], anns_by_image: Sequence[Seq
     for v, label in enumerate(labels, start=1):
         cols[f"px_{label}"] = px[:, v]
     cols["px_ignore"] = px[:, k + 1]
-    overlap = np.array(totals.overlap_rows, dtype=np.int64).reshape(n, 2 + len(totals.policies))
+    overlap = totals.overlap_rows
     cols["overlap_px"] = overlap[:, 0]
     cols["conflict_px"] = overlap[:, 1]
     for j, policy in enumerate(totals.policies):
@@ -153,9 +147,9 @@ def _annotation_columns(annotations: Sequence[dict[str, Any]], order: npt.NDArra
     m = len(annotations)
     px = np.zeros(m, dtype=np.int64)
     bbox = np.zeros((m, 4), dtype=np.float64)
-    px[order] = np.asarray(totals.ann_px, dtype=np.int64)
+    px[order] = totals.ann_px
     if m:
-        bbox[order] = np.asarray(totals.ann_bbox_xywh, dtype=np.float64).reshape(-1, 4)
+        bbox[order] = totals.ann_bbox_xywh
     img_idx = np.array([image_pos[a["image_id"]] for a in annotations], dtype=np.int64)
     values = np.array([value_of[a["category_id"]] for a in annotations], dtype=np.int64)
     image_px = np.array([images[i]["width"] * images[i]["height"] for i in img_idx], dtype=np.float64)
@@ -343,7 +337,7 @@ def build_summary(
     size_pairs: dict[tuple[int, int], int] = {}
     for w, h in zip(img["width"].tolist(), img["height"].tolist(), strict=True):
         size_pairs[(w, h)] = size_pairs.get((w, h), 0) + 1
-    overlap_rows = np.array(totals.overlap_rows, dtype=np.int64).reshape(n_images, 2 + len(totals.policies))
+    overlap_rows = totals.overlap_rows
     summary: dict[str, Any] = {
         "source": source,
         "images": n_images,

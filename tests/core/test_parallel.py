@@ -50,3 +50,32 @@ def test_errors_propagate_with_their_type(workers: int) -> None:
 
 def test_empty_input() -> None:
     assert parallel_map(_boom, [], workers=2, progress=False) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_imap_yields_in_order_before_the_last_item_is_done(workers: int) -> None:
+    from datatools.core.parallel import parallel_imap
+
+    items = list(range(40))
+    stream = parallel_imap(_pid_and_square, items, workers=workers, progress=False, chunksize=1)
+    first = next(stream)
+    assert first[1] == 0
+    rest = [sq for _, sq in stream]
+    assert rest == [x * x for x in items[1:]]
+
+
+def test_imap_stops_its_workers_when_abandoned() -> None:
+    from datatools.core.parallel import parallel_imap
+
+    stream = parallel_imap(_pid_and_square, list(range(40)), workers=2, progress=False, chunksize=1)
+    pid, _ = next(stream)
+    stream.close()  # the generator's finally terminates the pool
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("worker still alive after the stream was closed")

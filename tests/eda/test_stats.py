@@ -138,8 +138,8 @@ def test_pixel_statistics_equal_numpy(tmp_path: Path) -> None:
     np.testing.assert_allclose(px.std, flat.std(axis=0), rtol=1e-9)
     np.testing.assert_allclose(px.channel_sum, flat.sum(axis=0), rtol=1e-9)
     np.testing.assert_allclose(px.channel_sumsq, (flat**2).sum(axis=0), rtol=1e-9)
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64)
-    assert px.brightness == pytest.approx(gray.mean()) and px.contrast == pytest.approx(gray.std())
+    luma = flat @ [0.299, 0.587, 0.114]  # BT.601 weights, unrounded
+    assert px.brightness == pytest.approx(luma.mean(), rel=1e-9) and px.contrast == pytest.approx(luma.std(), rel=1e-9)
     assert stats.thumbnail is not None and stats.thumbnail[:2] == b"\xff\xd8"
 
 
@@ -173,7 +173,7 @@ def test_bad_files_are_reported_not_raised(tmp_path: Path, case: str) -> None:
     assert stats.class_px[1] == 25  # the annotations are still counted
 
 
-def test_the_pass_sums_the_same_in_batches_and_workers() -> None:
+def test_the_pass_sums_the_same_in_any_chunks_and_workers() -> None:
     from datatools.eda.accumulate import run_pass
 
     coco = json.loads((EXAMPLE / "_annotations.coco.json").read_text())
@@ -181,13 +181,16 @@ def test_the_pass_sums_the_same_in_batches_and_workers() -> None:
     jobs = _jobs(coco)[:20]
     cfg = StatsConfig(str(EXAMPLE), cm, OverlapPolicy())
     one = run_pass(jobs, cfg, workers=1, progress=False)
-    batched = run_pass(jobs, cfg, workers=2, progress=False, batch_size=6)
+    batched = run_pass(jobs, cfg, workers=2, progress=False, chunk_size=6)
     np.testing.assert_array_equal(one.class_px, batched.class_px)
     np.testing.assert_array_equal(one.heat, batched.heat)
     np.testing.assert_array_equal(one.pair_px, batched.pair_px)
     assert one.channel_sum.tolist() == batched.channel_sum.tolist() and one.pixels == batched.pixels
-    assert one.overlap_rows == batched.overlap_rows and one.ann_px == batched.ann_px
+    for name in ("overlap_rows", "ann_px", "ann_bbox_xywh", "pixel_table"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(batched, name))
     singles = [image_stats(job, cfg) for job in jobs]
+    assert one.ann_px.tolist() == [px for s in singles for px in s.ann_px]
+    assert one.pixel_table[:, 6].tolist() == [s.pixels.brightness for s in singles if s.pixels]
     heat = np.zeros_like(one.heat)
     for s in singles:
         for value, plane in zip(s.heat_values, s.heat, strict=True):
