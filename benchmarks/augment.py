@@ -8,6 +8,10 @@ the target plus its donors per copy-paste, 1 per flip. Measured on one split (de
 datatools figure is ``run_augment`` end to end (plan, read, rasterise, transform, encode, RLE, annotations.json),
 the dataset records being loaded once beforehand.
 
+Outputs go to ``--tmp`` (default /dev/shm, a RAM disk, where there is one): both the floor and datatools write
+the same bytes, and on a RAM disk the kernel's write-back of earlier runs does not land at random in later ones (on
+this machine's ext4 it moved single runs by 10-20 %); pass ``--tmp /tmp`` to include the disk.
+
 Targets: datatools >= 0.6x the floor per worker (1 worker against the 1-worker floor), and >= 1.7x from 1 to 2
 workers. Floor and datatools runs alternate so that both meet the same machine; the load average after each best
 run is printed, and the CPU time per image (this process and its workers) is shown as a figure that other
@@ -71,9 +75,9 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def timed(run: Callable[[Path], object]) -> tuple[float, float]:
-    """``(wall seconds, CPU seconds)`` of one run into a fresh folder."""
-    tmp = Path(tempfile.mkdtemp(prefix="dt-bench-"))
+def timed(run: Callable[[Path], object], where: str | None) -> tuple[float, float]:
+    """``(wall seconds, CPU seconds)`` of one run into a fresh folder under ``where``."""
+    tmp = Path(tempfile.mkdtemp(prefix="dt-bench-", dir=where))
     try:
         cpu, start = _cpu(), time.perf_counter()
         run(tmp / "out")
@@ -94,19 +98,22 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ops", default=",".join(OPS_TIMED))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tmp", default="/dev/shm" if os.access("/dev/shm", os.W_OK) else None,
+                        help="folder for the outputs (default: /dev/shm when writable, else the system's temp)")
     args = parser.parse_args()
 
     ds = Dataset.load(args.ann, args.images, check_files=False)
     by_id = {img["id"]: str(ds.image_path(img)) for img in ds.images}
     print(f"{len(ds.images)} images, {len(ds.annotations)} annotations; {os.cpu_count()} cores; "
-          f"load average {load()}; best of {args.repeat}, floor and datatools runs interleaved")
+          f"load average {load()}; best of {args.repeat}, floor and datatools runs interleaved; outputs under "
+          f"{args.tmp or tempfile.gettempdir()}")
     print(f"{'op':<11} {'method':<10} {'workers':>7} {'images/s':>9} {'vs floor':>9} {'1->2':>6} "
           f"{'CPU ms/img':>11}  load average after")
     for op in args.ops.split(","):
         entry = OPS[op]
         config = entry.config_type()
         # one warm-up run; its provenance tells the floor which files each output was made from
-        with tempfile.TemporaryDirectory(prefix="dt-bench-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="dt-bench-", dir=args.tmp) as tmp:
             run_augment(ds, Path(tmp) / "out", op, config, count=args.count, seed=args.seed, progress=False)
             made = json.loads((Path(tmp) / "out" / "annotations.json").read_text())["images"]
         jobs = [(i, [by_id[s] for s in img["datatools"]["sources"]]) for i, img in enumerate(made)]
@@ -118,7 +125,7 @@ def main() -> None:
                         ds, out, o, c, count=args.count, seed=args.seed, workers=w, progress=False)}
             for _ in range(args.repeat):
                 for method, run in runs.items():
-                    wall, cpu = timed(run)
+                    wall, cpu = timed(run, args.tmp)
                     if (method, workers) not in best or wall < best[(method, workers)][0]:
                         best[(method, workers)] = (wall, cpu, load())
         for workers in (1, 2):

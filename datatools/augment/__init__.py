@@ -42,13 +42,14 @@ OPS: dict[str, AugmentOp] = {
     "ricap": AugmentOp("ricap", RicapConfig, plan_ricap, sample_ricap_params, apply_ricap,
                        "four crops of four images split at a Beta(b, b) point", tile_windows),
     "copy-paste": AugmentOp("copy-paste", CopyPasteConfig, plan_copy_paste, sample_copy_paste_params,
-                            apply_copy_paste, "objects of chosen (rare) classes pasted onto other images"),
+                            apply_copy_paste, "objects of chosen (rare) classes pasted onto other images",
+                            donors=True),
     "flip": AugmentOp("flip", FlipConfig, plan_flip, sample_flip_params, apply_flip,
                       "horizontal / vertical flips"),
     "rotate": AugmentOp("rotate", RotateConfig, plan_rotate, sample_rotate_params, apply_rotate,
                         "90-degree rotations and rotations by any angle"),
     "albu": AugmentOp("albu", AlbuConfig, plan_albu, sample_albu_params, apply_albu,
-                      "an albumentations pipeline saved with A.save"),
+                      "an albumentations pipeline saved with A.save", needs_rgb=True),
 }
 
 __all__ = [

@@ -5,10 +5,15 @@ Each annotation goes through ``annotation_to_rle`` and is decoded by pycocotools
 into its plane (the rest stays zero) and the boxes, read from the RLE, travel with the sample. A per-process cache
 keeps each object's box crop, so an image used by several outputs (mosaic tiles, copy-paste donors) is rasterised
 once per worker.
+
+Copy-paste donors give only their objects: :func:`load_donor` keeps the pixels around each wanted object's box
+(:data:`DONOR_MARGIN`) in a per-process cache too, so a donor object pasted again, as rare objects are, costs no
+file read or decode at all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,17 +21,22 @@ import numpy as np
 import numpy.typing as npt
 from pycocotools import mask as mask_utils
 
+from datatools.augment._layers import disjoint_layers
 from datatools.augment.types import ObjectRecord, Sample, empty_masks
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
 from datatools.core.imageio import read_image
 from datatools.core.masks import annotation_to_rle
 
-__all__ = ["clear_crops", "image_record", "load_sample", "with_objects"]
+__all__ = ["DONOR_MARGIN", "clear_crops", "donor_cache_entries", "image_record", "install_cache_entries",
+           "load_donor", "load_sample", "with_objects"]
+
+#: Pixels around an object's box that a copy-paste kernel may read (its warp looks 2 pixels beyond the box).
+DONOR_MARGIN = 2
 
 
 def load_sample(ds: Dataset, image_id: Any, ann_ids: Sequence[Any] | None = None, *, objects: bool = True,
-                window_yxyx: tuple[int, int, int, int] | None = None) -> Sample:
+                window_yxyx: tuple[int, int, int, int] | None = None, order: str = "rgb") -> Sample:
     """Read one image and rasterise its annotations (or only ``ann_ids``), one mask per object.
 
     Args:
@@ -35,6 +45,7 @@ def load_sample(ds: Dataset, image_id: Any, ann_ids: Sequence[Any] | None = None
         ann_ids: the annotations to rasterise (default: all of the image's).
         objects: False reads the image only (a Sample without objects).
         window_yxyx: rasterise only the objects whose box meets this window (the others cannot be seen).
+        order: channel order of the pixels, ``"rgb"`` or ``"bgr"`` (see ``AugmentOp.needs_rgb``).
 
     Raises:
         UnreadableFileError: the image cannot be read.
@@ -45,7 +56,7 @@ def load_sample(ds: Dataset, image_id: Any, ann_ids: Sequence[Any] | None = None
     """
     record = image_record(ds, image_id)
     path = ds.image_path(record)
-    image = read_image(path)
+    image = read_image(path, mode=order)
     h, w = int(record["height"]), int(record["width"])
     if image.shape[:2] != (h, w):
         raise InvalidDatasetError(f"{path}: image is {image.shape[1]}x{image.shape[0]} but its record says {w}x{h}")
@@ -67,16 +78,26 @@ def with_objects(ds: Dataset, sample: Sample, ann_ids: Sequence[Any] | None = No
         anns = [a for a in anns if a["id"] in wanted]
     kept = []
     for ann in anns:
-        box, crop = _object_crop(ann, h, w, window_yxyx)
-        if window_yxyx is None or (box is not None and _meets(box, window_yxyx)):
-            kept.append((ann, box, crop))
+        row = _Row(ann, *_object_entry(ann, h, w))
+        if window_yxyx is None or (row.box is not None and _meets(row.box, window_yxyx)):
+            kept.append(row)
+    _decode_crops(kept)
     masks = empty_masks(len(kept), h, w)
-    for i, (_, box, crop) in enumerate(kept):
-        if box is not None:
-            masks[i, box[0]:box[2], box[1]:box[3]] = crop
-    objects = tuple(ObjectRecord(int(a["category_id"]), int(a.get("iscrowd", 0)), sample.image_id, a.get("id"))
-                    for a, _, _ in kept)
-    return Sample(sample.image, masks, objects, sample.image_id, tuple(box for _, box, _ in kept))
+    for i, row in enumerate(kept):
+        if row.box is not None:
+            y0, x0, y1, x1 = row.box
+            masks[i, y0:y1, x0:x1] = row.crop
+    objects = tuple(ObjectRecord(int(r.ann["category_id"]), int(r.ann.get("iscrowd", 0)), sample.image_id,
+                                 r.ann.get("id")) for r in kept)
+    return Sample(sample.image, masks, objects, sample.image_id, tuple(r.box for r in kept))
+
+
+@dataclasses.dataclass
+class _Row:
+    ann: dict[str, Any]
+    box: tuple[int, int, int, int] | None
+    rle: dict[str, Any]
+    crop: npt.NDArray[np.bool_] | None
 
 
 #: per process, annotation id -> (box, RLE, the mask inside the box or None until needed); an image used by several
@@ -87,32 +108,130 @@ _CROP_BUDGET = 256 * 2**20
 _crop_bytes = 0
 
 
+#: per process, (annotation id, channel order) -> (y0, x0) of the patch and the pixels around the object's box.
+_PATCHES: dict[tuple[Any, str], tuple[tuple[int, int], npt.NDArray[np.uint8]]] = {}
+_PATCH_BUDGET = 256 * 2**20
+_patch_bytes = 0
+
+
 def clear_crops() -> None:
-    global _crop_bytes
+    global _crop_bytes, _patch_bytes
     _CROPS.clear()
-    _crop_bytes = 0
+    _PATCHES.clear()
+    _crop_bytes = _patch_bytes = 0
 
 
-def _object_crop(ann: dict[str, Any], h: int, w: int, window_yxyx: tuple[int, int, int, int] | None
-                 ) -> tuple[tuple[int, int, int, int] | None, npt.NDArray[np.bool_] | None]:
-    """``(box, mask inside the box)`` of one annotation through the one rasteriser; the crop is only made when
-    the box meets ``window_yxyx`` (or there is no window)."""
-    global _crop_bytes
+def _margin_box(box: tuple[int, int, int, int], h: int, w: int) -> tuple[int, int, int, int]:
+    y0, x0, y1, x1 = box
+    m = DONOR_MARGIN
+    return max(0, y0 - m), max(0, x0 - m), min(h, y1 + m), min(w, x1 + m)
+
+
+def load_donor(ds: Dataset, image_id: Any, ann_ids: Sequence[Any], order: str = "rgb") -> Sample:
+    """The objects ``ann_ids`` of one image, for pasting elsewhere: a :class:`Sample` whose pixels are those of
+    the image within :data:`DONOR_MARGIN` of each object's box and zero elsewhere (never read there).
+
+    The pixels are cached per object, so a donor object used again is not read from disk again.
+
+    Raises:
+        UnreadableFileError: the image cannot be read.
+        InvalidDatasetError: the image's size disagrees with its record.
+
+    Example:
+        >>> donor = load_donor(ds, image_id, [ann_id])
+    """
+    global _patch_bytes
+    record = image_record(ds, image_id)
+    h, w = int(record["height"]), int(record["width"])
+    image = np.zeros((h, w, 3), dtype=np.uint8)  # pages that are never written are never touched
+    sample = with_objects(ds, Sample(image, empty_masks(0, h, w), (), image_id, ()), ann_ids)
+    boxes = [b for b in sample.boxes_yxyx if b is not None]
+    keys = [(obj.source_annotation_id, order) for obj in sample.objects]
+    if boxes and (None in (k[0] for k in keys) or any(k not in _PATCHES for k in keys)):
+        full = load_sample(ds, image_id, objects=False, order=order).image
+        for key, box in zip(keys, sample.boxes_yxyx, strict=True):
+            if box is None or key[0] is None or key in _PATCHES:
+                continue
+            y0, x0, y1, x1 = _margin_box(box, h, w)
+            patch = full[y0:y1, x0:x1].copy()
+            if _patch_bytes + patch.nbytes <= _PATCH_BUDGET:
+                _PATCHES[key] = ((y0, x0), patch)
+                _patch_bytes += patch.nbytes
+        return dataclasses.replace(sample, image=full)
+    for key in keys:
+        if key in _PATCHES:
+            (y0, x0), patch = _PATCHES[key]
+            image[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
+    return sample
+
+
+def donor_cache_entries(ds: Dataset, image_id: Any, ann_ids: Sequence[Any], order: str = "rgb") -> list[Any]:
+    """What :func:`load_donor` would cache for these objects of one image (their mask crops and pixel patches),
+    for :func:`install_cache_entries` in another process: a run reads each reused donor once, before its workers
+    are forked, instead of once per worker.
+
+    Example:
+        >>> install_cache_entries(donor_cache_entries(ds, image_id, [ann_id], "bgr"))
+    """
+    sample = with_objects(ds, load_sample(ds, image_id, objects=False, order=order), ann_ids)
+    h, w = sample.size_hw
+    entries: list[Any] = []
+    for obj, box in zip(sample.objects, sample.boxes_yxyx, strict=True):
+        key = obj.source_annotation_id
+        if key is None or box is None or key not in _CROPS:
+            continue
+        y0, x0, y1, x1 = _margin_box(box, h, w)
+        entries.append((key, _CROPS[key], (key, order), ((y0, x0), sample.image[y0:y1, x0:x1].copy())))
+    return entries
+
+
+def install_cache_entries(entries: Sequence[Any]) -> None:
+    """Put entries from :func:`donor_cache_entries` into this process's caches (within their byte budgets)."""
+    global _crop_bytes, _patch_bytes
+    for crop_key, crop_entry, patch_key, patch_entry in entries:
+        crop = crop_entry[2]
+        if crop is not None and crop_key not in _CROPS and _crop_bytes + crop.nbytes <= _CROP_BUDGET:
+            _CROPS[crop_key] = crop_entry
+            _crop_bytes += crop.nbytes
+        patch = patch_entry[1]
+        if patch_key not in _PATCHES and _patch_bytes + patch.nbytes <= _PATCH_BUDGET:
+            _PATCHES[patch_key] = patch_entry
+            _patch_bytes += patch.nbytes
+
+
+def _object_entry(ann: dict[str, Any], h: int, w: int) -> tuple[tuple[int, int, int, int] | None, dict[str, Any],
+                                                                  npt.NDArray[np.bool_] | None]:
+    """``(box, RLE, cached crop or None)`` of one annotation: the RLE from the one rasteriser, the box from the
+    RLE; nothing is decoded here."""
     key = ann.get("id")
     cached = _CROPS.get(key)
     if cached is not None:
-        box, rle, crop = cached
-    else:
-        rle = annotation_to_rle(ann["segmentation"], h, w)
-        x, y, bw, bh = (int(v) for v in mask_utils.toBbox(rle))
-        box, crop = ((y, x, y + bh, x + bw) if bw and bh else None), None
-    if crop is None and box is not None and (window_yxyx is None or _meets(box, window_yxyx)):
-        crop = mask_utils.decode(rle)[box[0]:box[2], box[1]:box[3]].view(bool).copy()
-    if key is not None and (cached is None or cached[2] is not crop):
-        room = crop is not None and _crop_bytes + crop.nbytes <= _CROP_BUDGET
-        _CROPS[key] = (box, rle, crop if room else None)
-        _crop_bytes += crop.nbytes if room and crop is not None else 0
-    return box, crop
+        return cached
+    rle = annotation_to_rle(ann["segmentation"], h, w)
+    x, y, bw, bh = (int(v) for v in mask_utils.toBbox(rle))
+    entry = ((y, x, y + bh, x + bw) if bw and bh else None), rle, None
+    if key is not None:
+        _CROPS[key] = entry
+    return entry
+
+
+def _decode_crops(kept: list[_Row]) -> None:
+    """Fill in the missing crops of ``kept``: one pycocotools decode per layer of objects whose boxes do not meet
+    (see :mod:`datatools.augment._layers`), each crop cut from its layer."""
+    global _crop_bytes
+    need = [row for row in kept if row.crop is None and row.box is not None]
+    for layer in disjoint_layers([row.box for row in need]):
+        rows = [need[j] for j in layer]
+        rle = rows[0].rle if len(rows) == 1 else mask_utils.merge([r.rle for r in rows], intersect=False)
+        full = mask_utils.decode(rle).view(bool)
+        for row in rows:
+            assert row.box is not None
+            y0, x0, y1, x1 = row.box
+            row.crop = crop = full[y0:y1, x0:x1].copy()
+            key = row.ann.get("id")
+            if key is not None and _crop_bytes + crop.nbytes <= _CROP_BUDGET:
+                _CROPS[key] = (row.box, row.rle, crop)
+                _crop_bytes += crop.nbytes
 
 
 def _meets(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:

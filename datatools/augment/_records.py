@@ -8,6 +8,7 @@ inexact.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from pycocotools import mask as mask_utils
 
+from datatools.augment._layers import disjoint_layers
 from datatools.core.masks import annotation_to_rle, mask_to_rle, rle_to_mask
 
 __all__ = ["Segmentation", "mask_to_fields", "mask_to_polygons", "masks_to_fields"]
@@ -82,25 +84,57 @@ def mask_to_fields(mask: npt.NDArray[np.bool_], segmentation: Segmentation | str
     return {"segmentation": polygons, "area": float(back.sum()), "bbox": _bbox_xywh(back)}, exact
 
 
-def masks_to_fields(masks: npt.NDArray[np.bool_], segmentation: Segmentation | str = Segmentation.RLE
+def masks_to_fields(masks: npt.NDArray[np.bool_], segmentation: Segmentation | str = Segmentation.RLE,
+                    boxes_yxyx: Sequence[tuple[int, int, int, int] | None] | None = None
                     ) -> tuple[list[dict[str, Any]], int]:
     """:func:`mask_to_fields` for an (N, H, W) stack, and how many objects are inexact.
 
-    RLE goes through one pycocotools call for the whole stack (no copy when the stack has the layout of
-    :func:`datatools.augment.types.empty_masks`); area and bbox are read from the RLE.
+    RLE goes through pycocotools; given the objects' boxes (each holding its mask), objects whose boxes do not meet
+    are encoded together, a layer per pycocotools call, and each object's RLE is its layer's RLE intersected with
+    its box (:mod:`datatools.augment._layers`: the same strings as one encode per object). Area and bbox are read
+    from the RLE.
 
     Example:
-        >>> fields, inexact = masks_to_fields(sample.masks)
+        >>> fields, inexact = masks_to_fields(sample.masks, boxes_yxyx=sample.boxes_yxyx)
     """
     if Segmentation(segmentation) is Segmentation.POLYGON:
         pairs = [mask_to_fields(m, Segmentation.POLYGON) for m in masks]
         return [f for f, _ in pairs], sum(not exact for _, exact in pairs)
     if not len(masks):
         return [], 0
-    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0)).view(np.uint8))
+    if boxes_yxyx is None:
+        rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0)).view(np.uint8))
+    else:
+        rles = _encode_in_layers(masks, boxes_yxyx)
     areas, boxes = mask_utils.area(rles), mask_utils.toBbox(rles)
     fields = []
     for rle, area, box in zip(rles, areas.tolist(), boxes.tolist(), strict=True):
         rle["counts"] = rle["counts"].decode("ascii")
         fields.append({"segmentation": rle, "area": float(area), "bbox": [float(v) for v in box]})
     return fields, 0
+
+
+def _encode_in_layers(masks: npt.NDArray[np.bool_], boxes_yxyx: Sequence[tuple[int, int, int, int] | None]
+                      ) -> list[dict[str, Any]]:
+    n, h, w = masks.shape
+    rles: list[dict[str, Any] | None] = [None] * n
+    layers = disjoint_layers(boxes_yxyx)
+    frames = np.zeros((h, w, len(layers)), dtype=np.uint8, order="F")
+    for k, layer in enumerate(layers):
+        for i in layer:
+            y0, x0, y1, x1 = boxes_yxyx[i]  # type: ignore[misc]
+            frames[y0:y1, x0:x1, k] = masks[i, y0:y1, x0:x1]
+    unions = mask_utils.encode(frames) if layers else []
+    for union, layer in zip(unions, layers, strict=True):
+        if len(layer) == 1:
+            rles[layer[0]] = union
+            continue
+        placed = [b for b in (boxes_yxyx[i] for i in layer) if b is not None]  # all of them: layers hold boxes
+        xywh = np.array([[b[1], b[0], b[3] - b[1], b[2] - b[0]] for b in placed], dtype=np.float64)
+        for i, rect in zip(layer, mask_utils.frPyObjects(xywh, h, w), strict=True):
+            rles[i] = mask_utils.merge([union, rect], intersect=True)
+    empty = [i for i, r in enumerate(rles) if r is None]  # objects without a box: empty masks
+    if empty:
+        for i, rle in zip(empty, mask_utils.encode(np.zeros((h, w, len(empty)), np.uint8, order="F")), strict=True):
+            rles[i] = rle
+    return [r for r in rles if r is not None]

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from datatools.augment._load import DONOR_MARGIN
 from datatools.augment.sampling import SourceIndex, plan_rare_pastes, resolve_classes
 from datatools.augment.types import OutputPlan, Sample, empty_masks
 from datatools.core.errors import InvalidDatasetError
@@ -205,8 +206,9 @@ def _render_patch(donor: Sample, obj: int, local: npt.NDArray[np.float64], patch
     bbox = _box_xyxy(donor, obj)
     assert bbox is not None
     h, w = donor.size_hw
-    sx0, sy0 = max(0, bbox[0] - 2), max(0, bbox[1] - 2)
-    sx1, sy1 = min(w, bbox[2] + 2), min(h, bbox[3] + 2)
+    m = DONOR_MARGIN  # what the warp reads around the box; all a donor sample holds (see load_donor)
+    sx0, sy0 = max(0, bbox[0] - m), max(0, bbox[1] - m)
+    sx1, sy1 = min(w, bbox[2] + m), min(h, bbox[3] + m)
     shifted = local.copy()
     shifted[:, 2] = local[:, :2] @ np.array([sx0, sy0], dtype=np.float64) + local[:, 2]
     sub = mask[sy0:sy1, sx0:sx1].astype(np.uint8) * 255

@@ -22,7 +22,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from datatools.augment._load import clear_crops, image_record, load_sample, with_objects
+from datatools.augment._load import (
+    clear_crops,
+    donor_cache_entries,
+    image_record,
+    install_cache_entries,
+    load_donor,
+    load_sample,
+    with_objects,
+)
 from datatools.augment._records import Segmentation, masks_to_fields
 from datatools.augment.sampling import SourceIndex, class_shares
 from datatools.augment.types import AugmentOp, OutputPlan, params_to_json
@@ -121,22 +129,26 @@ class _Context:
 def _render_one(ctx: _Context, item: tuple[int, OutputPlan, int]) -> dict[str, Any]:
     index, plan, seed = item
     rng = np.random.default_rng(seed)
+    order = "rgb" if ctx.op.needs_rgb else "bgr"  # pixels as decoded and encoded when colour does not matter
     if ctx.op.windows is not None:  # parameters from the image sizes; then only objects that can be seen
-        heads = [load_sample(ctx.ds, sid, objects=False) for sid in plan.sources]
+        heads = [load_sample(ctx.ds, sid, objects=False, order=order) for sid in plan.sources]
         params = ctx.op.sample_params(rng, heads, ctx.config, plan.choice)
         windows = ctx.op.windows(params)
         samples = [with_objects(ctx.ds, head, ann, windows[i] if i < len(windows) else None)
                    for i, (head, ann) in enumerate(zip(heads, plan.ann_ids, strict=True))]
         out = ctx.op.apply(samples, params)
     else:
-        samples = [load_sample(ctx.ds, sid, ann) for sid, ann in zip(plan.sources, plan.ann_ids, strict=True)]
+        samples = [load_donor(ctx.ds, sid, ann, order) if k and ctx.op.donors and ann is not None
+                   else load_sample(ctx.ds, sid, ann, order=order)
+                   for k, (sid, ann) in enumerate(zip(plan.sources, plan.ann_ids, strict=True))]
         out, params = ctx.op.run(samples, ctx.config, rng, plan.choice)
     first = image_record(ctx.ds, plan.sources[0])
     ext = "." + ctx.image_format.value if ctx.image_format else (PurePosixPath(first["file_name"]).suffix.lower()
                                                                   or ".png")
     rel = f"{ctx.op.name}/{ctx.op.name}_{index:06d}{ext}"
-    (ctx.images_dir / rel).write_bytes(encode_image(out.image, ext, ctx.quality))  # the folder is made beforehand
-    fields, inexact = masks_to_fields(out.masks, ctx.segmentation)
+    # the folder is made beforehand
+    (ctx.images_dir / rel).write_bytes(encode_image(out.image, ext, ctx.quality, order))
+    fields, inexact = masks_to_fields(out.masks, ctx.segmentation, out.boxes_yxyx)
     anns = [{"category_id": obj.category_id, "iscrowd": obj.iscrowd, **f,
              "datatools": {"source_image_id": obj.source_image_id, "source_annotation_id": obj.source_annotation_id}}
             for f, obj in zip(fields, out.objects, strict=True)]
@@ -250,6 +262,27 @@ def _one_opencv_thread() -> Iterator[None]:
         cv2.setNumThreads(previous)
 
 
+def _donor_entries(ctx: _Context, job: tuple[Any, list[Any]]) -> list[Any]:
+    image_id, ann_ids = job
+    return donor_cache_entries(ctx.ds, image_id, ann_ids, "rgb" if ctx.op.needs_rgb else "bgr")
+
+
+def _prefetch_donors(ctx: _Context, plans: Sequence[OutputPlan], workers: int | None, progress: bool) -> None:
+    """Read every donor image that several outputs take objects from once, over the pool, and cache its objects
+    in this process, so the workers forked next inherit them instead of each reading the donor again."""
+    uses: dict[Any, int] = {}
+    wanted: dict[Any, set[Any]] = {}
+    for plan in plans:
+        for sid, ann in list(zip(plan.sources, plan.ann_ids, strict=True))[1:]:
+            if ann is not None:
+                uses[sid] = uses.get(sid, 0) + 1
+                wanted.setdefault(sid, set()).update(ann)
+    jobs = [(sid, sorted(ids, key=str)) for sid, ids in wanted.items() if uses[sid] > 1]
+    for entries in parallel_map(functools.partial(_donor_entries, ctx), jobs, workers=workers,
+                                desc=f"augment {ctx.op.name}: donors", progress=progress, chunksize=1):
+        install_cache_entries(entries)
+
+
 def _run_rounds(ctx: _Context, index: SourceIndex, count: int | None, seed: int, workers: int | None,
                 progress: bool) -> list[dict[str, Any]]:
     """Plan and render; copy-paste with a target re-plans from what was really made until it is reached."""
@@ -276,6 +309,8 @@ def _run_rounds(ctx: _Context, index: SourceIndex, count: int | None, seed: int,
         clear_crops()  # forked workers start empty; so does a run in this process
         try:
             with _one_opencv_thread():
+                if ctx.op.donors:
+                    _prefetch_donors(ctx, plans, workers, progress)
                 done = parallel_map(functools.partial(_render_one, ctx), items, workers=workers,
                                     desc=f"augment {ctx.op.name}", progress=progress)
         finally:

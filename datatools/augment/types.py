@@ -69,7 +69,8 @@ class Sample:
     """One image with its objects, as kernels see it.
 
     Attributes:
-        image: (H, W, 3) uint8 RGB pixels.
+        image: (H, W, 3) uint8 pixels: RGB for ops that look at colour (``AugmentOp.needs_rgb``), else in
+            OpenCV's BGR order, as decoded and encoded (two colour conversions per output saved).
         masks: (N, H, W) bool, one plane per object (planes may overlap).
         objects: N records, ``objects[i]`` describes ``masks[i]``.
         image_id: id of the source image, or None for a synthetic one.
@@ -211,6 +212,11 @@ class AugmentOp:
             ``windows(params) -> [(y0, x0, y1, x1) or None per source]``, the part of each source image the output
             can show. The runner then draws the parameters from image-only samples and rasterises only the
             objects that reach a window; the output is the same as with every object.
+        needs_rgb: the kernel looks at colour (an albumentations pipeline): its samples are RGB. The others
+            neither know nor care, so the runner gives them pixels in OpenCV's order and writes them back as they
+            are.
+        donors: the sources after the first only give objects (copy-paste): the runner reads them with
+            ``load_donor``, which holds just the pixels around those objects and caches them.
     """
 
     name: str
@@ -220,6 +226,8 @@ class AugmentOp:
     apply: Kernel
     summary: str
     windows: Callable[[Any], Sequence[tuple[int, int, int, int] | None]] | None = None
+    needs_rgb: bool = False
+    donors: bool = False
 
     def run(self, samples: Sequence[Sample], config: Any, rng: np.random.Generator,
             choice: Mapping[str, Any] | None = None) -> tuple[Sample, Any]:

@@ -53,10 +53,15 @@ def read_image_size(path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_PI
         (640, 640)
     """
     path = Path(path)
+    return _header_size(path, path, max_pixels)
+
+
+def _header_size(source: Path | io.BytesIO, path: Path, max_pixels: int) -> tuple[int, int]:
+    """``(width, height)`` from the header of ``source`` (a file, or bytes already read from ``path``)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 width, height = im.size
     except FileNotFoundError:
         raise UnreadableFileError(f"{path}: image file not found") from None
@@ -79,7 +84,9 @@ def read_image(
 
     Args:
         path: image file.
-        mode: ``"rgb"`` for (H, W, 3) RGB, ``"gray"`` for (H, W), ``"unchanged"`` for what the file holds.
+        mode: ``"rgb"`` for (H, W, 3) RGB, ``"bgr"`` for (H, W, 3) in OpenCV's order (for work that does not
+            look at colour and writes with :func:`encode_image` ``order="bgr"``: no conversion either way),
+            ``"gray"`` for (H, W), ``"unchanged"`` for what the file holds.
         max_pixels: refuse images whose header declares more pixels than this.
 
     Returns:
@@ -88,15 +95,22 @@ def read_image(
     Raises:
         UnreadableFileError: missing, undecodable, or too large.
     """
-    read_image_size(path, max_pixels)
+    path = Path(path)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)  # read once: the header is checked in memory
+    except FileNotFoundError:
+        raise UnreadableFileError(f"{path}: image file not found") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise UnreadableFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    _header_size(io.BytesIO(data.tobytes()), path, max_pixels)
     # OpenCV >= 4.10 decodes straight to RGB, saving a full-image colour conversion
     rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)
     flags = {
         "rgb": (rgb_flag if rgb_flag is not None else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION,
+        "bgr": cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION,
         "gray": cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION,
         "unchanged": cv2.IMREAD_UNCHANGED,
     }[mode]
-    data = np.fromfile(str(path), dtype=np.uint8)
     image = cv2.imdecode(data, flags)
     if image is None:
         raise UnreadableFileError(f"{path}: image could not be decoded")
@@ -175,10 +189,13 @@ def check_image_file(path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_P
     return size if complete else decode_image_strict(path, max_pixels)
 
 
-def encode_image(image: npt.NDArray[np.uint8], ext: str, quality: int = 95) -> bytes:
-    """Encode RGB (H, W, 3) or gray (H, W) pixels as ``ext`` (".jpg", ".png", ...) bytes."""
+def encode_image(image: npt.NDArray[np.uint8], ext: str, quality: int = 95, order: str = "rgb") -> bytes:
+    """Encode (H, W, 3) pixels in ``order`` ("rgb" or "bgr") or gray (H, W) pixels as ``ext`` (".jpg", ".png",
+    ...) bytes."""
     ext = ext.lower() if ext.startswith(".") else "." + ext.lower()
-    pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    if order not in ("rgb", "bgr"):
+        raise ValueError(f"order must be 'rgb' or 'bgr', got {order!r}")
+    pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 and order == "rgb" else image
     params: list[int] = []
     if ext in (".jpg", ".jpeg"):
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
