@@ -175,8 +175,11 @@ def apply_tiles(samples: Sequence[Sample], params: TileParams) -> Sample:
         cuts.append((tile.cell_yxyx, kept, sample.objects))
     masks = empty_masks(sum(len(kept) for _, kept, _ in cuts), h, w)
     objects: list[ObjectRecord] = []
+    boxes: list[tuple[int, int, int, int]] = []  # where each object's pixels were put: they hold its mask
     for (y0, x0, _, _), kept, sample_objects in cuts:
         for k, (ys, xs), pixels in kept:
-            masks[len(objects), y0 + ys.start:y0 + ys.stop, x0 + xs.start:x0 + xs.stop] = pixels
+            box = (y0 + ys.start, x0 + xs.start, y0 + ys.stop, x0 + xs.stop)
+            masks[len(objects), box[0]:box[2], box[1]:box[3]] = pixels
             objects.append(sample_objects[k])
-    return Sample(image, masks, tuple(objects))
+            boxes.append(box)
+    return Sample(image, masks, tuple(objects), known_boxes_yxyx=tuple(boxes))

@@ -127,17 +127,16 @@ def apply_flip(samples: Sequence[Sample], params: FlipParams) -> Sample:
     xs = slice(None, None, -1) if d in (FlipDirection.H, FlipDirection.HV) else slice(None)
     image = cv2.flip(s.image, {FlipDirection.H: 1, FlipDirection.V: 0, FlipDirection.HV: -1}[d])
     h, w = s.size_hw
-    masks = empty_masks(len(s.objects), h, w)
     boxes: list[tuple[int, int, int, int] | None] = []
-    for i, box in enumerate(s.boxes_yxyx):  # each object's box moves to its mirror place
+    for box in s.boxes_yxyx:  # each object's box moves to its mirror place
         if box is None:
             boxes.append(None)
             continue
         y0, x0, y1, x1 = box
         ny0, ny1 = (h - y1, h - y0) if ys.step else (y0, y1)
         nx0, nx1 = (w - x1, w - x0) if xs.step else (x0, x1)
-        masks[i, ny0:ny1, nx0:nx1] = s.masks[i, y0:y1, x0:x1][ys, xs]
         boxes.append((ny0, nx0, ny1, nx1))
+    masks = s.masks[:, ys, xs]  # a mirrored view: nothing is copied until the masks are encoded
     return Sample(cast("npt.NDArray[np.uint8]", image), masks, s.objects, s.image_id, tuple(boxes))
 
 
