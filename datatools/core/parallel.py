@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -112,14 +113,21 @@ def parallel_imap(
         return
     chunksize = chunksize or max(1, min(32, n // (workers * 8)))
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    pool = mp.get_context(method).Pool(workers, initializer=_init, initargs=(fn,))
+    # what exists now is shared with the forked workers page by page; a garbage collection in any of the processes
+    # would write to every object's header and so copy all those pages: the collector leaves them alone while the
+    # pool lives (gc.freeze, as the gc documentation advises before fork)
+    gc.freeze()
     try:
-        with bar:
-            task = bar.add_task(desc, total=n)
-            for result in pool.imap(_call, jobs, chunksize=chunksize):
-                yield result
-                bar.advance(task)
-        pool.close()
+        pool = mp.get_context(method).Pool(workers, initializer=_init, initargs=(fn,))
+        try:
+            with bar:
+                task = bar.add_task(desc, total=n)
+                for result in pool.imap(_call, jobs, chunksize=chunksize):
+                    yield result
+                    bar.advance(task)
+            pool.close()
+        finally:
+            pool.terminate()
+            pool.join()
     finally:
-        pool.terminate()
-        pool.join()
+        gc.unfreeze()

@@ -79,3 +79,16 @@ def test_imap_stops_its_workers_when_abandoned() -> None:
         time.sleep(0.05)
     else:
         pytest.fail("worker still alive after the stream was closed")
+
+
+def test_the_collector_is_frozen_only_while_the_pool_lives() -> None:
+    import gc
+
+    from datatools.core.parallel import parallel_imap
+
+    before = gc.get_freeze_count()
+    stream = parallel_imap(_pid_and_square, list(range(8)), workers=2, progress=False, chunksize=1)
+    next(stream)
+    assert gc.get_freeze_count() > before  # objects made before the fork are left to the workers as they are
+    assert [sq for _, sq in stream] == [x * x for x in range(1, 8)]
+    assert gc.get_freeze_count() == 0
