@@ -78,7 +78,7 @@ def with_objects(ds: Dataset, sample: Sample, ann_ids: Sequence[Any] | None = No
         anns = [a for a in anns if a["id"] in wanted]
     kept = []
     for ann in anns:
-        row = _Row(ann, *_object_entry(ann, h, w))
+        row = _Row(ann, *object_entry(ann, h, w))
         if window_yxyx is None or (row.box is not None and _meets(row.box, window_yxyx)):
             kept.append(row)
     _decode_crops(kept)
@@ -199,7 +199,7 @@ def install_cache_entries(entries: Sequence[Any]) -> None:
             _patch_bytes += patch.nbytes
 
 
-def _object_entry(ann: dict[str, Any], h: int, w: int) -> tuple[tuple[int, int, int, int] | None, dict[str, Any],
+def object_entry(ann: dict[str, Any], h: int, w: int) -> tuple[tuple[int, int, int, int] | None, dict[str, Any],
                                                                   npt.NDArray[np.bool_] | None]:
     """``(box, RLE, cached crop or None)`` of one annotation: the RLE from the one rasteriser, the box from the
     RLE; nothing is decoded here."""

@@ -20,7 +20,7 @@ from pycocotools import mask as mask_utils
 from datatools.augment._layers import disjoint_layers
 from datatools.core.masks import annotation_to_rle, mask_to_rle, rle_to_mask
 
-__all__ = ["Segmentation", "mask_to_fields", "mask_to_polygons", "masks_to_fields"]
+__all__ = ["Segmentation", "mask_to_fields", "mask_to_polygons", "masks_to_fields", "rle_fields"]
 
 
 class Segmentation(str, Enum):
@@ -106,12 +106,21 @@ def masks_to_fields(masks: npt.NDArray[np.bool_], segmentation: Segmentation | s
         rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0)).view(np.uint8))
     else:
         rles = _encode_in_layers(masks, boxes_yxyx)
-    areas, boxes = mask_utils.area(rles), mask_utils.toBbox(rles)
+    return rle_fields(rles), 0
+
+
+def rle_fields(rles: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``{"segmentation", "area", "bbox"}`` of each pycocotools RLE (counts made JSON text; area and bbox read from
+    the RLE)."""
+    if not len(rles):
+        return []
+    areas, boxes = mask_utils.area(list(rles)), mask_utils.toBbox(list(rles))
     fields = []
     for rle, area, box in zip(rles, areas.tolist(), boxes.tolist(), strict=True):
-        rle["counts"] = rle["counts"].decode("ascii")
-        fields.append({"segmentation": rle, "area": float(area), "bbox": [float(v) for v in box]})
-    return fields, 0
+        counts = rle["counts"]
+        seg = {**rle, "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+        fields.append({"segmentation": seg, "area": float(area), "bbox": [float(v) for v in box]})
+    return fields
 
 
 def _encode_in_layers(masks: npt.NDArray[np.bool_], boxes_yxyx: Sequence[tuple[int, int, int, int] | None]

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from datatools.augment._frames import PixelMove
 from datatools.augment.sampling import SourceIndex, plan_each_source
 from datatools.augment.types import OutputPlan, Sample, empty_masks
 
@@ -29,6 +30,7 @@ __all__ = [
     "RotateParams",
     "apply_flip",
     "apply_rotate",
+    "flip_move",
     "plan_flip",
     "plan_rotate",
     "rotation_matrix",
@@ -113,6 +115,28 @@ def sample_flip_params(rng: np.random.Generator, samples: Sequence[Sample], conf
     return FlipParams(config.directions[int(rng.integers(len(config.directions)))])
 
 
+def flip_move(params: FlipParams, size_hw: tuple[int, int]) -> PixelMove:
+    """Where a flip puts the pixels of an image of ``size_hw`` (for the RLE-to-RLE path of the runner).
+
+    Example:
+        >>> flip_move(FlipParams(FlipDirection.H), (4, 6)).box((0, 0, 2, 1))
+        (0, 5, 2, 6)
+    """
+    d = FlipDirection(params.direction)
+    h, w = size_hw
+    fy, fx = d in (FlipDirection.V, FlipDirection.HV), d in (FlipDirection.H, FlipDirection.HV)
+    code = {FlipDirection.H: 1, FlipDirection.V: 0, FlipDirection.HV: -1}[d]
+    ys, xs = slice(None, None, -1 if fy else 1), slice(None, None, -1 if fx else 1)
+
+    def box(b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        y0, x0, y1, x1 = b
+        return (h - y1, w - x1, h - y0, w - x0) if fy and fx else (h - y1, x0, h - y0, x1) if fy \
+            else (y0, w - x1, y1, w - x0)
+
+    return PixelMove(image=lambda image: cast("npt.NDArray[np.uint8]", cv2.flip(image, code)),
+                     frames=lambda frames: frames[ys, xs], box=box, size_hw=(h, w))
+
+
 def apply_flip(samples: Sequence[Sample], params: FlipParams) -> Sample:
     """Flip image and masks with index operations (exact).
 
@@ -122,22 +146,10 @@ def apply_flip(samples: Sequence[Sample], params: FlipParams) -> Sample:
         True
     """
     (s,) = samples
-    d = FlipDirection(params.direction)
-    ys = slice(None, None, -1) if d in (FlipDirection.V, FlipDirection.HV) else slice(None)
-    xs = slice(None, None, -1) if d in (FlipDirection.H, FlipDirection.HV) else slice(None)
-    image = cv2.flip(s.image, {FlipDirection.H: 1, FlipDirection.V: 0, FlipDirection.HV: -1}[d])
-    h, w = s.size_hw
-    boxes: list[tuple[int, int, int, int] | None] = []
-    for box in s.boxes_yxyx:  # each object's box moves to its mirror place
-        if box is None:
-            boxes.append(None)
-            continue
-        y0, x0, y1, x1 = box
-        ny0, ny1 = (h - y1, h - y0) if ys.step else (y0, y1)
-        nx0, nx1 = (w - x1, w - x0) if xs.step else (x0, x1)
-        boxes.append((ny0, nx0, ny1, nx1))
-    masks = s.masks[:, ys, xs]  # a mirrored view: nothing is copied until the masks are encoded
-    return Sample(cast("npt.NDArray[np.uint8]", image), masks, s.objects, s.image_id, tuple(boxes))
+    move = flip_move(params, s.size_hw)
+    boxes = tuple(None if box is None else move.box(box) for box in s.boxes_yxyx)  # mirror places
+    masks = np.moveaxis(move.frames(np.moveaxis(s.masks, 0, -1)), -1, 0)  # a mirrored view: nothing is copied
+    return Sample(move.image(s.image), masks, s.objects, s.image_id, boxes)
 
 
 def plan_rotate(index: SourceIndex, config: RotateConfig, count: int | None,

@@ -21,7 +21,9 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
+from datatools.augment._frames import moved_fields
 from datatools.augment._load import (
     clear_crops,
     donor_cache_entries,
@@ -33,7 +35,7 @@ from datatools.augment._load import (
 )
 from datatools.augment._records import Segmentation, masks_to_fields
 from datatools.augment.sampling import SourceIndex, class_shares
-from datatools.augment.types import AugmentOp, OutputPlan, params_to_json
+from datatools.augment.types import AugmentOp, ObjectRecord, OutputPlan, Sample, params_to_json
 from datatools.core.atomic import output_dir
 from datatools.core.coco import write_coco_json
 from datatools.core.dataset import ANNOTATIONS_FILE, IMAGES_DIR, Dataset
@@ -126,34 +128,57 @@ class _Context:
     segmentation: Segmentation
 
 
-def _render_one(ctx: _Context, item: tuple[int, OutputPlan, int]) -> dict[str, Any]:
-    index, plan, seed = item
-    rng = np.random.default_rng(seed)
-    order = "rgb" if ctx.op.needs_rgb else "bgr"  # pixels as decoded and encoded when colour does not matter
+def _render_sample(ctx: _Context, plan: OutputPlan, rng: np.random.Generator, order: str) -> tuple[Sample, Any]:
+    """The output as a :class:`Sample` (image and a mask per object) and its parameters."""
     if ctx.op.windows is not None:  # parameters from the image sizes; then only objects that can be seen
         heads = [load_sample(ctx.ds, sid, objects=False, order=order) for sid in plan.sources]
         params = ctx.op.sample_params(rng, heads, ctx.config, plan.choice)
         windows = ctx.op.windows(params)
         samples = [with_objects(ctx.ds, head, ann, windows[i] if i < len(windows) else None)
                    for i, (head, ann) in enumerate(zip(heads, plan.ann_ids, strict=True))]
-        out = ctx.op.apply(samples, params)
+        return ctx.op.apply(samples, params), params
+    samples = [load_donor(ctx.ds, sid, ann, order) if k and ctx.op.donors and ann is not None
+               else load_sample(ctx.ds, sid, ann, order=order)
+               for k, (sid, ann) in enumerate(zip(plan.sources, plan.ann_ids, strict=True))]
+    return ctx.op.run(samples, ctx.config, rng, plan.choice)
+
+
+def _render_moved(ctx: _Context, plan: OutputPlan, rng: np.random.Generator, order: str
+                  ) -> tuple[npt.NDArray[np.uint8], tuple[ObjectRecord, ...], list[dict[str, Any]], Any]:
+    """For ops that only move pixels: the moved image, the objects and their RLE fields, moved layer by layer
+    (:mod:`datatools.augment._frames`), and the parameters (drawn exactly as :func:`_render_sample` draws them)."""
+    (sid,), (ann_ids,) = plan.sources, plan.ann_ids
+    head = load_sample(ctx.ds, sid, objects=False, order=order)
+    params = ctx.op.sample_params(rng, [head], ctx.config, plan.choice)
+    assert ctx.op.move is not None
+    move = ctx.op.move(params, head.size_hw)
+    objects, fields = moved_fields(ctx.ds, sid, ann_ids, head.size_hw, move)
+    return move.image(head.image), objects, fields, params
+
+
+def _render_one(ctx: _Context, item: tuple[int, OutputPlan, int]) -> dict[str, Any]:
+    index, plan, seed = item
+    rng = np.random.default_rng(seed)
+    order = "rgb" if ctx.op.needs_rgb else "bgr"  # pixels as decoded and encoded when colour does not matter
+    if ctx.op.move is not None and Segmentation(ctx.segmentation) is Segmentation.RLE:
+        image, objects, fields, params = _render_moved(ctx, plan, rng, order)
+        inexact = 0
     else:
-        samples = [load_donor(ctx.ds, sid, ann, order) if k and ctx.op.donors and ann is not None
-                   else load_sample(ctx.ds, sid, ann, order=order)
-                   for k, (sid, ann) in enumerate(zip(plan.sources, plan.ann_ids, strict=True))]
-        out, params = ctx.op.run(samples, ctx.config, rng, plan.choice)
+        out, params = _render_sample(ctx, plan, rng, order)
+        image, objects = out.image, out.objects
+        fields, inexact = masks_to_fields(out.masks, ctx.segmentation, out.boxes_yxyx)
     first = image_record(ctx.ds, plan.sources[0])
     ext = "." + ctx.image_format.value if ctx.image_format else (PurePosixPath(first["file_name"]).suffix.lower()
                                                                   or ".png")
     rel = f"{ctx.op.name}/{ctx.op.name}_{index:06d}{ext}"
     # the folder is made beforehand
-    (ctx.images_dir / rel).write_bytes(encode_image(out.image, ext, ctx.quality, order))
-    fields, inexact = masks_to_fields(out.masks, ctx.segmentation, out.boxes_yxyx)
+    (ctx.images_dir / rel).write_bytes(encode_image(image, ext, ctx.quality, order))
     anns = [{"category_id": obj.category_id, "iscrowd": obj.iscrowd, **f,
              "datatools": {"source_image_id": obj.source_image_id, "source_annotation_id": obj.source_annotation_id}}
-            for f, obj in zip(fields, out.objects, strict=True)]
-    return {"file_name": rel, "height": out.size_hw[0], "width": out.size_hw[1], "sources": list(plan.sources),
-            "params": params_to_json(params), "seed": seed, "annotations": anns, "inexact": inexact}
+            for f, obj in zip(fields, objects, strict=True)]
+    return {"file_name": rel, "height": int(image.shape[0]), "width": int(image.shape[1]),
+            "sources": list(plan.sources), "params": params_to_json(params), "seed": seed, "annotations": anns,
+            "inexact": inexact}
 
 
 def _next_id(records: Sequence[Mapping[str, Any]]) -> int:

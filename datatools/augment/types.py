@@ -217,6 +217,9 @@ class AugmentOp:
             are.
         donors: the sources after the first only give objects (copy-paste): the runner reads them with
             ``load_donor``, which holds just the pixels around those objects and caches them.
+        move: for ops that only move pixels (flips): ``move(params, size_hw) -> PixelMove``
+            (:mod:`datatools.augment._frames`); the runner then moves RLE layers instead of object masks. ``apply``
+            must give the same output.
     """
 
     name: str
@@ -228,6 +231,7 @@ class AugmentOp:
     windows: Callable[[Any], Sequence[tuple[int, int, int, int] | None]] | None = None
     needs_rgb: bool = False
     donors: bool = False
+    move: Callable[[Any, tuple[int, int]], Any] | None = None
 
     def run(self, samples: Sequence[Sample], config: Any, rng: np.random.Generator,
             choice: Mapping[str, Any] | None = None) -> tuple[Sample, Any]:
