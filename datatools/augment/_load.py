@@ -167,8 +167,8 @@ def load_donor(ds: Dataset, image_id: Any, ann_ids: Sequence[Any], order: str = 
 
 def donor_cache_entries(ds: Dataset, image_id: Any, ann_ids: Sequence[Any], order: str = "rgb") -> list[Any]:
     """What :func:`load_donor` would cache for these objects of one image (their mask crops and pixel patches),
-    for :func:`install_cache_entries` in another process: a run reads each reused donor once, before its workers
-    are forked, instead of once per worker.
+    for :func:`install_cache_entries`: a run reads each reused donor once, before its workers are forked, instead
+    of once per worker.
 
     Example:
         >>> install_cache_entries(donor_cache_entries(ds, image_id, [ann_id], "bgr"))
