@@ -22,7 +22,7 @@ processes on the machine disturb less than the wall clock.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/augment.py [--ann A --images DIR] [--count 512] [--repeat 3] [--ops mosaic,flip]
+    .venv/bin/python benchmarks/augment.py [--ann A --images DIR] [--count 512] [--repeat 5] [--ops mosaic,flip]
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--ann", type=Path, default=DEFAULT_ANN)
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
     parser.add_argument("--count", type=int, default=512, help="outputs per op")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--ops", default=",".join(OPS_TIMED))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tmp", default="/dev/shm" if os.access("/dev/shm", os.W_OK) else None,
