@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 from pycocotools import mask as mask_utils
 
-from datatools.augment._layers import Box, disjoint_layers
-from datatools.augment._load import object_entry
+from datatools.augment._layers import Box, disjoint_layers, layer_unions, split_layers
+from datatools.augment._load import object_entry, object_record, wanted_annotations
 from datatools.augment._records import rle_fields
 from datatools.augment.types import ObjectRecord
 from datatools.core.dataset import Dataset
@@ -51,33 +51,14 @@ def moved_fields(ds: Dataset, image_id: Any, ann_ids: Sequence[Any] | None, hw: 
         >>> objects, fields = moved_fields(ds, image_id, None, (640, 640), flip_move(FlipParams("h"), (640, 640)))
     """
     h, w = hw
-    anns = ds.annotations_of(image_id)
-    if ann_ids is not None:
-        wanted = set(ann_ids)
-        anns = [a for a in anns if a["id"] in wanted]
+    anns = wanted_annotations(ds, image_id, ann_ids)
     entries = [object_entry(ann, h, w) for ann in anns]
     boxes = [box for box, _, _ in entries]
-    out_h, out_w = move.size_hw
-    rles: list[dict[str, Any] | None] = [None] * len(entries)
     layers = disjoint_layers(boxes)
+    unions = []
     if layers:
-        unions = [entries[layer[0]][1] if len(layer) == 1
-                  else mask_utils.merge([entries[i][1] for i in layer], intersect=False) for layer in layers]
-        frames = mask_utils.decode(unions)  # (H, W, L), one frame per layer
-        encoded = mask_utils.encode(np.asfortranarray(move.frames(frames)))
-        for layer, union in zip(layers, encoded, strict=True):
-            if len(layer) == 1:
-                rles[layer[0]] = union
-                continue
-            moved = [move.box(boxes[i]) for i in layer]  # type: ignore[arg-type]  # layers hold boxes
-            xywh = np.array([[b[1], b[0], b[3] - b[1], b[2] - b[0]] for b in moved], dtype=np.float64)
-            for i, rect in zip(layer, mask_utils.frPyObjects(xywh, out_h, out_w), strict=True):
-                rles[i] = mask_utils.merge([union, rect], intersect=True)
-    empty = [i for i, r in enumerate(rles) if r is None]  # objects without pixels
-    if empty:
-        zeros = np.zeros((out_h, out_w, len(empty)), dtype=np.uint8, order="F")
-        for i, rle in zip(empty, mask_utils.encode(zeros), strict=True):
-            rles[i] = rle
-    objects = tuple(ObjectRecord(int(a["category_id"]), int(a.get("iscrowd", 0)), image_id, a.get("id"))
-                    for a in anns)
-    return objects, rle_fields([r for r in rles if r is not None])
+        frames = mask_utils.decode(layer_unions([rle for _, rle, _ in entries], layers))  # (H, W, L)
+        unions = mask_utils.encode(np.asfortranarray(move.frames(frames)))
+    moved = [None if box is None else move.box(box) for box in boxes]
+    rles = split_layers(unions, layers, moved, move.size_hw)
+    return tuple(object_record(ann, image_id) for ann in anns), rle_fields(rles)

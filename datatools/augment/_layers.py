@@ -10,8 +10,14 @@ again). Same pixels, same RLE strings; a few frame passes per image instead of o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["disjoint_layers"]
+import numpy as np
+from pycocotools import mask as mask_utils
+
+__all__ = ["disjoint_layers", "layer_unions", "split_layers"]
+
+Rle = dict[str, Any]
 
 Box = tuple[int, int, int, int]  # (y0, x0, y1, x1), end exclusive
 
@@ -39,3 +45,36 @@ def disjoint_layers(boxes: Sequence[Box | None]) -> list[list[int]]:
             layers.append([i])
             placed.append([box])
     return layers
+
+
+def layer_unions(rles: Sequence[Rle], layers: Sequence[Sequence[int]]) -> list[Rle]:
+    """One RLE per layer: the union of its members' RLEs (pycocotools ``merge``)."""
+    return [rles[layer[0]] if len(layer) == 1 else mask_utils.merge([rles[i] for i in layer], intersect=False)
+            for layer in layers]
+
+
+def split_layers(unions: Sequence[Rle], layers: Sequence[Sequence[int]], boxes: Sequence[Box | None],
+                 size_hw: tuple[int, int]) -> list[Rle]:
+    """Each object's RLE from its layer's union RLE (``unions[k]`` for ``layers[k]``): the union intersected with
+    the object's box, which holds its mask (pycocotools ``frPyObjects`` + ``merge``). Objects in no layer (``None``
+    boxes) get an empty RLE. Returned in the order of ``boxes``.
+
+    Example:
+        >>> layers = disjoint_layers(boxes)
+        >>> rles = split_layers(mask_utils.encode(frames), layers, boxes, (h, w))
+    """
+    h, w = size_hw
+    rles: list[Rle | None] = [None] * len(boxes)
+    for union, layer in zip(unions, layers, strict=True):
+        if len(layer) == 1:
+            rles[layer[0]] = union
+            continue
+        placed = [b for b in (boxes[i] for i in layer) if b is not None]  # all of them: layers hold boxes
+        xywh = np.array([[b[1], b[0], b[3] - b[1], b[2] - b[0]] for b in placed], dtype=np.float64)
+        for i, rect in zip(layer, mask_utils.frPyObjects(xywh, h, w), strict=True):
+            rles[i] = mask_utils.merge([union, rect], intersect=True)
+    empty = [i for i, r in enumerate(rles) if r is None]
+    if empty:
+        for i, rle in zip(empty, mask_utils.encode(np.zeros((h, w, len(empty)), np.uint8, order="F")), strict=True):
+            rles[i] = rle
+    return [r for r in rles if r is not None]

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from pycocotools import mask as mask_utils
 
-from datatools.augment._layers import disjoint_layers
+from datatools.augment._layers import disjoint_layers, layer_unions
 from datatools.augment.types import ObjectRecord, Sample, empty_masks
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
@@ -29,7 +29,7 @@ from datatools.core.imageio import read_image
 from datatools.core.masks import annotation_to_rle
 
 __all__ = ["DONOR_MARGIN", "clear_crops", "donor_cache_entries", "image_record", "install_cache_entries",
-           "load_donor", "load_sample", "with_objects"]
+           "load_donor", "load_sample", "object_entry", "object_record", "wanted_annotations", "with_objects"]
 
 #: Pixels around an object's box that a copy-paste kernel may read (its warp looks 2 pixels beyond the box).
 DONOR_MARGIN = 2
@@ -72,12 +72,8 @@ def with_objects(ds: Dataset, sample: Sample, ann_ids: Sequence[Any] | None = No
     object's box is copied into its plane (the rest is zero), and the boxes, read from the RLE, come along.
     """
     h, w = sample.size_hw
-    anns = ds.annotations_of(sample.image_id)
-    if ann_ids is not None:
-        wanted = set(ann_ids)
-        anns = [a for a in anns if a["id"] in wanted]
     kept = []
-    for ann in anns:
+    for ann in wanted_annotations(ds, sample.image_id, ann_ids):
         row = _Row(ann, *object_entry(ann, h, w))
         if window_yxyx is None or (row.box is not None and _meets(row.box, window_yxyx)):
             kept.append(row)
@@ -87,9 +83,22 @@ def with_objects(ds: Dataset, sample: Sample, ann_ids: Sequence[Any] | None = No
         if row.box is not None:
             y0, x0, y1, x1 = row.box
             masks[i, y0:y1, x0:x1] = row.crop
-    objects = tuple(ObjectRecord(int(r.ann["category_id"]), int(r.ann.get("iscrowd", 0)), sample.image_id,
-                                 r.ann.get("id")) for r in kept)
+    objects = tuple(object_record(r.ann, sample.image_id) for r in kept)
     return Sample(sample.image, masks, objects, sample.image_id, tuple(r.box for r in kept))
+
+
+def wanted_annotations(ds: Dataset, image_id: Any, ann_ids: Sequence[Any] | None) -> list[dict[str, Any]]:
+    """The image's annotations (only ``ann_ids`` when given), in file order."""
+    anns = ds.annotations_of(image_id)
+    if ann_ids is None:
+        return list(anns)
+    wanted = set(ann_ids)
+    return [a for a in anns if a["id"] in wanted]
+
+
+def object_record(ann: dict[str, Any], image_id: Any) -> ObjectRecord:
+    """The :class:`ObjectRecord` of one annotation of ``image_id``."""
+    return ObjectRecord(int(ann["category_id"]), int(ann.get("iscrowd", 0)), image_id, ann.get("id"))
 
 
 @dataclasses.dataclass
@@ -127,9 +136,39 @@ def _margin_box(box: tuple[int, int, int, int], h: int, w: int) -> tuple[int, in
     return max(0, y0 - m), max(0, x0 - m), min(h, y1 + m), min(w, x1 + m)
 
 
+def _cache_crop(key: Any, entry: tuple[Any, dict[str, Any], npt.NDArray[np.bool_]]) -> None:
+    """Keep an object's decoded crop (unless it already is, or the budget is spent)."""
+    global _crop_bytes
+    old = _CROPS.get(key)
+    if key is None or (old is not None and old[2] is not None) or _crop_bytes + entry[2].nbytes > _CROP_BUDGET:
+        return
+    _CROPS[key] = entry
+    _crop_bytes += entry[2].nbytes
+
+
+def _cache_patch(key: tuple[Any, str], entry: tuple[tuple[int, int], npt.NDArray[np.uint8]]) -> None:
+    global _patch_bytes
+    if key not in _PATCHES and _patch_bytes + entry[1].nbytes <= _PATCH_BUDGET:
+        _PATCHES[key] = entry
+        _patch_bytes += entry[1].nbytes
+
+
+def _patches(sample: Sample, order: str) -> list[tuple[tuple[Any, str], tuple[tuple[int, int], npt.NDArray[np.uint8]]]]:
+    """``((annotation id, order), ((y0, x0), pixels))`` around each object of a sample read in full."""
+    h, w = sample.size_hw
+    out = []
+    for obj, box in zip(sample.objects, sample.boxes_yxyx, strict=True):
+        if obj.source_annotation_id is None or box is None:
+            continue
+        y0, x0, y1, x1 = _margin_box(box, h, w)
+        out.append(((obj.source_annotation_id, order), ((y0, x0), sample.image[y0:y1, x0:x1].copy())))
+    return out
+
+
 def load_donor(ds: Dataset, image_id: Any, ann_ids: Sequence[Any], order: str = "rgb") -> Sample:
     """The objects ``ann_ids`` of one image, for pasting elsewhere: a :class:`Sample` whose pixels are those of
-    the image within :data:`DONOR_MARGIN` of each object's box and zero elsewhere (never read there).
+    the image within :data:`DONOR_MARGIN` of each object's box (zero elsewhere, never read there), or the whole
+    image when it had to be read.
 
     The pixels are cached per object, so a donor object used again is not read from disk again.
 
@@ -140,28 +179,20 @@ def load_donor(ds: Dataset, image_id: Any, ann_ids: Sequence[Any], order: str = 
     Example:
         >>> donor = load_donor(ds, image_id, [ann_id])
     """
-    global _patch_bytes
     record = image_record(ds, image_id)
     h, w = int(record["height"]), int(record["width"])
     image = np.zeros((h, w, 3), dtype=np.uint8)  # pages that are never written are never touched
     sample = with_objects(ds, Sample(image, empty_masks(0, h, w), (), image_id, ()), ann_ids)
-    boxes = [b for b in sample.boxes_yxyx if b is not None]
-    keys = [(obj.source_annotation_id, order) for obj in sample.objects]
-    if boxes and (None in (k[0] for k in keys) or any(k not in _PATCHES for k in keys)):
-        full = load_sample(ds, image_id, objects=False, order=order).image
-        for key, box in zip(keys, sample.boxes_yxyx, strict=True):
-            if box is None or key[0] is None or key in _PATCHES:
-                continue
-            y0, x0, y1, x1 = _margin_box(box, h, w)
-            patch = full[y0:y1, x0:x1].copy()
-            if _patch_bytes + patch.nbytes <= _PATCH_BUDGET:
-                _PATCHES[key] = ((y0, x0), patch)
-                _patch_bytes += patch.nbytes
-        return dataclasses.replace(sample, image=full)
+    keys = [(obj.source_annotation_id, order) for obj, box in zip(sample.objects, sample.boxes_yxyx, strict=True)
+            if box is not None]
+    if any(k[0] is None or k not in _PATCHES for k in keys):
+        full = dataclasses.replace(sample, image=load_sample(ds, image_id, objects=False, order=order).image)
+        for key, entry in _patches(full, order):
+            _cache_patch(key, entry)
+        return full
     for key in keys:
-        if key in _PATCHES:
-            (y0, x0), patch = _PATCHES[key]
-            image[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
+        (y0, x0), patch = _PATCHES[key]
+        image[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
     return sample
 
 
@@ -174,29 +205,19 @@ def donor_cache_entries(ds: Dataset, image_id: Any, ann_ids: Sequence[Any], orde
         >>> install_cache_entries(donor_cache_entries(ds, image_id, [ann_id], "bgr"))
     """
     sample = with_objects(ds, load_sample(ds, image_id, objects=False, order=order), ann_ids)
-    h, w = sample.size_hw
-    entries: list[Any] = []
-    for obj, box in zip(sample.objects, sample.boxes_yxyx, strict=True):
-        key = obj.source_annotation_id
-        if key is None or box is None or key not in _CROPS:
-            continue
-        y0, x0, y1, x1 = _margin_box(box, h, w)
-        entries.append((key, _CROPS[key], (key, order), ((y0, x0), sample.image[y0:y1, x0:x1].copy())))
-    return entries
+    crops = [(key, _CROPS[key]) for key in (obj.source_annotation_id for obj in sample.objects)
+             if key is not None and key in _CROPS]
+    return [crops, _patches(sample, order)]
 
 
 def install_cache_entries(entries: Sequence[Any]) -> None:
     """Put entries from :func:`donor_cache_entries` into this process's caches (within their byte budgets)."""
-    global _crop_bytes, _patch_bytes
-    for crop_key, crop_entry, patch_key, patch_entry in entries:
-        crop = crop_entry[2]
-        if crop is not None and crop_key not in _CROPS and _crop_bytes + crop.nbytes <= _CROP_BUDGET:
-            _CROPS[crop_key] = crop_entry
-            _crop_bytes += crop.nbytes
-        patch = patch_entry[1]
-        if patch_key not in _PATCHES and _patch_bytes + patch.nbytes <= _PATCH_BUDGET:
-            _PATCHES[patch_key] = patch_entry
-            _patch_bytes += patch.nbytes
+    crops, patches = entries
+    for key, entry in crops:
+        if entry[2] is not None:
+            _cache_crop(key, entry)
+    for key, entry in patches:
+        _cache_patch(key, entry)
 
 
 def object_entry(ann: dict[str, Any], h: int, w: int) -> tuple[tuple[int, int, int, int] | None, dict[str, Any],
@@ -218,20 +239,15 @@ def object_entry(ann: dict[str, Any], h: int, w: int) -> tuple[tuple[int, int, i
 def _decode_crops(kept: list[_Row]) -> None:
     """Fill in the missing crops of ``kept``: one pycocotools decode per layer of objects whose boxes do not meet
     (see :mod:`datatools.augment._layers`), each crop cut from its layer."""
-    global _crop_bytes
     need = [row for row in kept if row.crop is None and row.box is not None]
-    for layer in disjoint_layers([row.box for row in need]):
-        rows = [need[j] for j in layer]
-        rle = rows[0].rle if len(rows) == 1 else mask_utils.merge([r.rle for r in rows], intersect=False)
-        full = mask_utils.decode(rle).view(bool)
-        for row in rows:
+    layers = disjoint_layers([row.box for row in need])
+    for layer, union in zip(layers, layer_unions([row.rle for row in need], layers), strict=True):
+        full = mask_utils.decode(union).view(bool)
+        for row in (need[j] for j in layer):
             assert row.box is not None
             y0, x0, y1, x1 = row.box
-            row.crop = crop = full[y0:y1, x0:x1].copy()
-            key = row.ann.get("id")
-            if key is not None and _crop_bytes + crop.nbytes <= _CROP_BUDGET:
-                _CROPS[key] = (row.box, row.rle, crop)
-                _crop_bytes += crop.nbytes
+            row.crop = full[y0:y1, x0:x1].copy()
+            _cache_crop(row.ann.get("id"), (row.box, row.rle, row.crop))
 
 
 def _meets(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from pycocotools import mask as mask_utils
 
-from datatools.augment._layers import disjoint_layers
+from datatools.augment._layers import disjoint_layers, split_layers
 from datatools.core.masks import annotation_to_rle, mask_to_rle, rle_to_mask
 
 __all__ = ["Segmentation", "mask_to_fields", "mask_to_polygons", "masks_to_fields", "rle_fields"]
@@ -125,8 +125,7 @@ def rle_fields(rles: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _encode_in_layers(masks: npt.NDArray[np.bool_], boxes_yxyx: Sequence[tuple[int, int, int, int] | None]
                       ) -> list[dict[str, Any]]:
-    n, h, w = masks.shape
-    rles: list[dict[str, Any] | None] = [None] * n
+    _, h, w = masks.shape
     layers = disjoint_layers(boxes_yxyx)
     frames = np.zeros((h, w, len(layers)), dtype=np.uint8, order="F")
     for k, layer in enumerate(layers):
@@ -134,16 +133,4 @@ def _encode_in_layers(masks: npt.NDArray[np.bool_], boxes_yxyx: Sequence[tuple[i
             y0, x0, y1, x1 = boxes_yxyx[i]  # type: ignore[misc]
             frames[y0:y1, x0:x1, k] = masks[i, y0:y1, x0:x1]
     unions = mask_utils.encode(frames) if layers else []
-    for union, layer in zip(unions, layers, strict=True):
-        if len(layer) == 1:
-            rles[layer[0]] = union
-            continue
-        placed = [b for b in (boxes_yxyx[i] for i in layer) if b is not None]  # all of them: layers hold boxes
-        xywh = np.array([[b[1], b[0], b[3] - b[1], b[2] - b[0]] for b in placed], dtype=np.float64)
-        for i, rect in zip(layer, mask_utils.frPyObjects(xywh, h, w), strict=True):
-            rles[i] = mask_utils.merge([union, rect], intersect=True)
-    empty = [i for i, r in enumerate(rles) if r is None]  # objects without a box: empty masks
-    if empty:
-        for i, rle in zip(empty, mask_utils.encode(np.zeros((h, w, len(empty)), np.uint8, order="F")), strict=True):
-            rles[i] = rle
-    return [r for r in rles if r is not None]
+    return split_layers(unions, layers, boxes_yxyx, (h, w))
