@@ -26,6 +26,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_IMAGE_PIXELS",
     "check_image_file",
+    "declared_size",
     "decode_image_strict",
     "encode_image",
     "encode_palette_png",
@@ -53,7 +54,17 @@ def read_image_size(path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_PI
         (640, 640)
     """
     path = Path(path)
-    return _header_size(path, path, max_pixels)
+    try:
+        with open(path, "rb") as fh:
+            size = declared_size(fh.read(_HEADER_PREFIX))
+    except OSError:
+        size = None  # Pillow opens it again and names the problem
+    return _header_size(path, path, max_pixels) if size is None else _checked_size(size, path, max_pixels)
+
+
+#: bytes read for :func:`declared_size` (a JPEG's frame header follows its APPn segments, at most 64 KiB each;
+#: a header further in is left to Pillow)
+_HEADER_PREFIX = 1 << 17
 
 
 def _header_size(source: Path | io.BytesIO, path: Path, max_pixels: int) -> tuple[int, int]:
@@ -69,12 +80,66 @@ def _header_size(source: Path | io.BytesIO, path: Path, max_pixels: int) -> tupl
         raise UnreadableFileError(f"{path}: header declares a huge image (possible decompression bomb)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableFileError(f"{path}: not a readable image ({exc})") from None
+    return _checked_size((width, height), path, max_pixels)
+
+
+def _checked_size(size: tuple[int, int], path: Path, max_pixels: int) -> tuple[int, int]:
+    width, height = size
     if width * height > max_pixels:
         raise UnreadableFileError(
             f"{path}: header declares {width}x{height} pixels, over the limit of {max_pixels} "
             "(possible decompression bomb); refused before decoding"
         )
     return width, height
+
+
+_JPEG_SOI, _JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
+_PNG_SIGNATURE, _PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
+#: JPEG start-of-frame markers (baseline, extended, progressive, lossless; Huffman or arithmetic): they carry the
+#: frame's height and width. C4 (DHT), C8 (JPG) and CC (DAC) share the range but are not frames.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+#: markers without a length field: TEM and the restart markers RST0-7
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+def declared_size(data: npt.NDArray[np.uint8] | bytes) -> tuple[int, int] | None:
+    """``(width, height)`` as a JPEG's first frame header or a PNG's IHDR declares them, read from the file's bytes
+    in a few microseconds (Pillow takes about 0.15 ms to open a JPEG header); ``None`` for any other format and for
+    any header that is not plainly well-formed (the caller falls back to Pillow, which names the problem).
+
+    These are the sizes the decoders allocate for (libjpeg reads the first frame header; libpng the IHDR), so they
+    are what a decompression-bomb check must look at.
+    """
+    buf = memoryview(data).cast("B")
+    n = len(buf)
+    if n >= 24 and buf[:8] == _PNG_SIGNATURE and buf[12:16] == b"IHDR":
+        width, height = int.from_bytes(buf[16:20], "big"), int.from_bytes(buf[20:24], "big")
+        return (width, height) if width and height else None
+    if n < 4 or buf[:3] != _JPEG_SOI:
+        return None
+    pos = 2
+    while pos + 4 <= n:
+        if buf[pos] != 0xFF:
+            return None
+        marker = buf[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            pos += 2
+            continue
+        if marker in (0xD8, 0xD9, 0xDA):  # a second SOI, EOI or start of scan before any frame header
+            return None
+        length = (buf[pos + 2] << 8) | buf[pos + 3]
+        if marker in _JPEG_SOF:
+            if length < 8 or pos + 9 > n:
+                return None
+            height, width = (buf[pos + 5] << 8) | buf[pos + 6], (buf[pos + 7] << 8) | buf[pos + 8]
+            return (width, height) if width and height else None  # height 0: set later by a DNL marker
+        if length < 2:
+            return None
+        pos += 2 + length
+    return None
 
 
 def read_image(
@@ -102,7 +167,11 @@ def read_image(
         raise UnreadableFileError(f"{path}: image file not found") from None
     except (IsADirectoryError, PermissionError) as exc:
         raise UnreadableFileError(f"{path}: cannot be read ({exc.strerror})") from None
-    _header_size(io.BytesIO(data.tobytes()), path, max_pixels)
+    size = declared_size(data)
+    if size is None:  # not a plain JPEG or PNG header: Pillow reads it (and names what is wrong)
+        _header_size(io.BytesIO(data.tobytes()), path, max_pixels)
+    else:
+        _checked_size(size, path, max_pixels)
     # OpenCV >= 4.10 decodes straight to RGB, saving a full-image colour conversion
     rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)
     flags = {
@@ -147,10 +216,6 @@ def decode_image_strict(path: str | os.PathLike[str], max_pixels: int = MAX_IMAG
     if decoded is None:
         raise UnreadableFileError(f"{path}: image is damaged or truncated (OpenCV cannot decode it)")
     return width, height
-
-
-_JPEG_SOI, _JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
-_PNG_SIGNATURE, _PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
 
 
 def _end_marker_present(path: Path) -> bool:
