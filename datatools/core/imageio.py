@@ -110,7 +110,7 @@ def declared_size(data: npt.NDArray[np.uint8] | bytes) -> tuple[int, int] | None
     These are the sizes the decoders allocate for (libjpeg reads the first frame header; libpng the IHDR), so they
     are what a decompression-bomb check must look at.
     """
-    buf = memoryview(data).cast("B")
+    buf = memoryview(data if isinstance(data, bytes) else data.data).cast("B")
     n = len(buf)
     if n >= 24 and buf[:8] == _PNG_SIGNATURE and buf[12:16] == b"IHDR":
         width, height = int.from_bytes(buf[16:20], "big"), int.from_bytes(buf[20:24], "big")
