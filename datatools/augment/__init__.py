@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 from datatools.augment._records import Segmentation
-from datatools.augment._tiles import tile_windows
+from datatools.augment._tiles import cut_tiles, tile_windows
 from datatools.augment.albu import AlbuConfig, apply_albu, load_pipeline, plan_albu, sample_albu_params
 from datatools.augment.copy_paste import (
     Blend,
@@ -39,9 +39,10 @@ from datatools.augment.types import AugmentOp, ObjectRecord, OutputPlan, Sample
 
 OPS: dict[str, AugmentOp] = {
     "mosaic": AugmentOp("mosaic", MosaicConfig, plan_mosaic, sample_mosaic_params, apply_mosaic,
-                        "a grid of tiles from different images cut around a random centre", tile_windows),
+                        "a grid of tiles from different images cut around a random centre", tile_windows,
+                        cut=cut_tiles),
     "ricap": AugmentOp("ricap", RicapConfig, plan_ricap, sample_ricap_params, apply_ricap,
-                       "four crops of four images split at a Beta(b, b) point", tile_windows),
+                       "four crops of four images split at a Beta(b, b) point", tile_windows, cut=cut_tiles),
     "copy-paste": AugmentOp("copy-paste", CopyPasteConfig, plan_copy_paste, sample_copy_paste_params,
                             apply_copy_paste, "objects of chosen (rare) classes pasted onto other images",
                             donors=True),

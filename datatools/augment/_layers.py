@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from datatools.augment.types import Box
+
 __all__ = ["disjoint_layers", "layer_unions", "split_layers"]
 
 Rle = dict[str, Any]
 
-Box = tuple[int, int, int, int]  # (y0, x0, y1, x1), end exclusive
 
 
 def disjoint_layers(boxes: Sequence[Box | None]) -> list[list[int]]:

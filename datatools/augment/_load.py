@@ -22,14 +22,15 @@ import numpy.typing as npt
 from pycocotools import mask as mask_utils
 
 from datatools.augment._layers import disjoint_layers, layer_unions
-from datatools.augment.types import ObjectRecord, Sample, empty_masks
+from datatools.augment.types import BoxedObjects, ObjectRecord, Sample, empty_masks
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
 from datatools.core.imageio import read_image
 from datatools.core.masks import annotation_to_rle
 
-__all__ = ["DONOR_MARGIN", "clear_crops", "donor_cache_entries", "image_record", "install_cache_entries",
-           "load_donor", "load_sample", "object_entry", "object_record", "wanted_annotations", "with_objects"]
+__all__ = ["DONOR_MARGIN", "boxed_objects", "clear_crops", "donor_cache_entries", "image_record",
+           "install_cache_entries", "load_donor", "load_sample", "object_entry", "object_record", "wanted_annotations",
+           "with_objects"]
 
 #: Pixels around an object's box that a copy-paste kernel may read (its warp looks 2 pixels beyond the box).
 DONOR_MARGIN = 2
@@ -66,25 +67,29 @@ def load_sample(ds: Dataset, image_id: Any, ann_ids: Sequence[Any] | None = None
 
 def with_objects(ds: Dataset, sample: Sample, ann_ids: Sequence[Any] | None = None,
                  window_yxyx: tuple[int, int, int, int] | None = None) -> Sample:
-    """``sample`` (an image read by :func:`load_sample`) with its annotations rasterised, one mask per object.
+    """``sample`` (an image read by :func:`load_sample`) with its annotations rasterised, one mask per object
+    (:func:`boxed_objects` pasted into (H, W) planes)."""
+    boxed = boxed_objects(ds, sample.image_id, sample.size_hw, ann_ids, window_yxyx)
+    return Sample(sample.image, boxed.to_masks(sample.size_hw), boxed.objects, sample.image_id, boxed.boxes_yxyx)
 
-    Each annotation goes through the one rasteriser (``annotation_to_rle``, decoded by pycocotools); only the
-    object's box is copied into its plane (the rest is zero), and the boxes, read from the RLE, come along.
+
+def boxed_objects(ds: Dataset, image_id: Any, size_hw: tuple[int, int], ann_ids: Sequence[Any] | None = None,
+                  window_yxyx: tuple[int, int, int, int] | None = None) -> BoxedObjects:
+    """The image's annotations (or only ``ann_ids``; only those whose box meets ``window_yxyx``) rasterised, each
+    as its box and the mask inside it.
+
+    Each annotation goes through the one rasteriser (``annotation_to_rle``, decoded by pycocotools, a layer of
+    objects at a time); the boxes are read from the RLE. Crops are cached per process (see ``clear_crops``).
     """
-    h, w = sample.size_hw
+    h, w = size_hw
     kept = []
-    for ann in wanted_annotations(ds, sample.image_id, ann_ids):
+    for ann in wanted_annotations(ds, image_id, ann_ids):
         row = _Row(ann, *object_entry(ann, h, w))
         if window_yxyx is None or (row.box is not None and _meets(row.box, window_yxyx)):
             kept.append(row)
     _decode_crops(kept)
-    masks = empty_masks(len(kept), h, w)
-    for i, row in enumerate(kept):
-        if row.box is not None:
-            y0, x0, y1, x1 = row.box
-            masks[i, y0:y1, x0:x1] = row.crop
-    objects = tuple(object_record(r.ann, sample.image_id) for r in kept)
-    return Sample(sample.image, masks, objects, sample.image_id, tuple(r.box for r in kept))
+    return BoxedObjects(tuple(object_record(r.ann, image_id) for r in kept), tuple(r.box for r in kept),
+                        tuple(r.crop for r in kept))
 
 
 def wanted_annotations(ds: Dataset, image_id: Any, ann_ids: Sequence[Any] | None) -> list[dict[str, Any]]:

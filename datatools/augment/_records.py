@@ -18,9 +18,10 @@ import numpy.typing as npt
 from pycocotools import mask as mask_utils
 
 from datatools.augment._layers import disjoint_layers, split_layers
+from datatools.augment.types import Box
 from datatools.core.masks import annotation_to_rle, mask_to_rle, rle_to_mask
 
-__all__ = ["Segmentation", "mask_to_fields", "mask_to_polygons", "masks_to_fields", "rle_fields"]
+__all__ = ["Segmentation", "crops_to_fields", "mask_to_fields", "mask_to_polygons", "masks_to_fields", "rle_fields"]
 
 
 class Segmentation(str, Enum):
@@ -103,10 +104,29 @@ def masks_to_fields(masks: npt.NDArray[np.bool_], segmentation: Segmentation | s
     if not len(masks):
         return [], 0
     if boxes_yxyx is None:
-        rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0)).view(np.uint8))
-    else:
-        rles = _encode_in_layers(masks, boxes_yxyx)
-    return rle_fields(rles), 0
+        return rle_fields(mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0)).view(np.uint8))), 0
+    crops = [None if b is None else masks[i, b[0]:b[2], b[1]:b[3]] for i, b in enumerate(boxes_yxyx)]
+    return crops_to_fields(boxes_yxyx, crops, masks.shape[1:]), 0
+
+
+def crops_to_fields(boxes_yxyx: Sequence[Box | None], crops: Sequence[npt.NDArray[np.bool_] | None],
+                    size_hw: tuple[int, int]) -> list[dict[str, Any]]:
+    """RLE fields of objects given as their boxes and the masks inside them (``crops[i]`` of the shape of
+    ``boxes_yxyx[i]``; None for an empty object) in an output of ``size_hw``.
+
+    Objects whose boxes do not meet are painted into one frame and encoded together, a layer per pycocotools call,
+    and each object's RLE is its layer's RLE intersected with its box (:mod:`datatools.augment._layers`: the same
+    strings as one encode per object).
+    """
+    h, w = size_hw
+    layers = disjoint_layers(boxes_yxyx)
+    frames = np.zeros((h, w, len(layers)), dtype=np.uint8, order="F")
+    for k, layer in enumerate(layers):
+        for i in layer:  # layers hold only objects with a box, hence a crop
+            y0, x0, y1, x1 = boxes_yxyx[i]  # type: ignore[misc]
+            frames[y0:y1, x0:x1, k] = crops[i]  # type: ignore[assignment]
+    unions = mask_utils.encode(frames) if layers else []
+    return rle_fields(split_layers(unions, layers, boxes_yxyx, (h, w)))
 
 
 def rle_fields(rles: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -121,16 +141,3 @@ def rle_fields(rles: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         seg = {**rle, "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
         fields.append({"segmentation": seg, "area": float(area), "bbox": [float(v) for v in box]})
     return fields
-
-
-def _encode_in_layers(masks: npt.NDArray[np.bool_], boxes_yxyx: Sequence[tuple[int, int, int, int] | None]
-                      ) -> list[dict[str, Any]]:
-    _, h, w = masks.shape
-    layers = disjoint_layers(boxes_yxyx)
-    frames = np.zeros((h, w, len(layers)), dtype=np.uint8, order="F")
-    for k, layer in enumerate(layers):
-        for i in layer:
-            y0, x0, y1, x1 = boxes_yxyx[i]  # type: ignore[misc]
-            frames[y0:y1, x0:x1, k] = masks[i, y0:y1, x0:x1]
-    unions = mask_utils.encode(frames) if layers else []
-    return split_layers(unions, layers, boxes_yxyx, (h, w))

@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from datatools.augment.types import ObjectRecord, Sample, empty_masks
+from datatools.augment.types import Box, BoxedObjects, ObjectRecord, Sample
 
-__all__ = ["Tile", "TileParams", "apply_tiles", "cover_resize_hw", "nearest_indices", "sample_tile", "tile_windows"]
+__all__ = ["Tile", "TileParams", "apply_tiles", "cover_resize_hw", "cut_tiles", "nearest_indices", "sample_tile",
+           "tile_windows"]
 
 
 @dataclass(frozen=True)
@@ -118,35 +119,43 @@ def tile_windows(params: TileParams) -> list[tuple[int, int, int, int] | None]:
     return [(0, 0, 0, 0) if w is None else w for w in windows]
 
 
-def _cut(sample: Sample, tile: Tile, min_area: int
-         ) -> tuple[npt.NDArray[np.uint8], list[tuple[int, tuple[slice, slice], npt.NDArray[np.bool_]]]]:
-    """The tile's image crop, and ``(object, where in the output cell, its pixels)`` for every object keeping at
-    least ``min_area`` pixels; without a resize only each object's box is touched."""
+def _cut(image: npt.NDArray[np.uint8], objects: BoxedObjects, tile: Tile, min_area: int
+         ) -> tuple[npt.NDArray[np.uint8], list[tuple[int, Box, npt.NDArray[np.bool_]]]]:
+    """The tile's image crop, and ``(object, its box in the output cell, its pixels there)`` for every object
+    keeping at least ``min_area`` pixels. Only each object's box is read (through the resize as well)."""
     y0, x0, y1, x1 = tile.cell_yxyx
     ch, cw = y1 - y0, x1 - x0
     oy, ox = tile.offset_yx
-    (h, w), (rh, rw) = sample.size_hw, tile.resize_hw
+    (h, w), (rh, rw) = image.shape[:2], tile.resize_hw
     if (h, w) != tile.source_hw:
         raise ValueError(f"tile expects a source of size {tile.source_hw}, got {(h, w)}")
+    resized = (rh, rw) != (h, w)
+    # source row / column of every cell pixel (the identity shifted by the offset when there is no resize)
+    rows = nearest_indices(oy, ch, h, rh) if resized else None
+    cols = nearest_indices(ox, cw, w, rw) if resized else None
     kept = []
-    if (rh, rw) == (h, w):
-        for k, box in enumerate(sample.boxes_yxyx):
-            if box is None:
-                continue
+    for k, (box, crop) in enumerate(zip(objects.boxes_yxyx, objects.crops, strict=True)):
+        if box is None or crop is None:
+            continue
+        if rows is None or cols is None:
             iy0, ix0, iy1, ix1 = max(box[0], oy), max(box[1], ox), min(box[2], oy + ch), min(box[3], ox + cw)
             if iy0 >= iy1 or ix0 >= ix1:
                 continue
-            pixels = sample.masks[k, iy0:iy1, ix0:ix1]
-            if np.count_nonzero(pixels) >= min_area:
-                kept.append((k, (slice(iy0 - oy, iy1 - oy), slice(ix0 - ox, ix1 - ox)), pixels))
-        return sample.image[oy:oy + ch, ox:ox + cw], kept
-    rows, cols = nearest_indices(oy, ch, h, rh), nearest_indices(ox, cw, w, rw)
-    for k, mask in enumerate(sample.masks):
-        pixels = mask[rows][:, cols]
+            pixels = crop[iy0 - box[0]:iy1 - box[0], ix0 - box[1]:ix1 - box[1]]
+            where = (iy0 - oy, ix0 - ox, iy1 - oy, ix1 - ox)
+        else:  # the cell pixels whose source pixel lies in the box: a run of rows and a run of columns
+            ry = np.flatnonzero((rows >= box[0]) & (rows < box[2]))
+            rx = np.flatnonzero((cols >= box[1]) & (cols < box[3]))
+            if not len(ry) or not len(rx):
+                continue
+            pixels = crop[np.ix_(rows[ry] - box[0], cols[rx] - box[1])]
+            where = (int(ry[0]), int(rx[0]), int(ry[-1]) + 1, int(rx[-1]) + 1)
         if np.count_nonzero(pixels) >= min_area:
-            kept.append((k, (slice(0, ch), slice(0, cw)), pixels))
+            kept.append((k, where, pixels))
+    if not resized:
+        return image[oy:oy + ch, ox:ox + cw], kept
     shrink = rh * rw < h * w
-    image = cast("npt.NDArray[np.uint8]", cv2.resize(sample.image, (rw, rh),
+    image = cast("npt.NDArray[np.uint8]", cv2.resize(image, (rw, rh),
                                                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR))
     return image[oy:oy + ch, ox:ox + cw], kept
 
@@ -157,29 +166,37 @@ def _gaps(params: TileParams) -> bool:
         < params.size_hw[0] * params.size_hw[1]
 
 
+def cut_tiles(images: Sequence[npt.NDArray[np.uint8]], objects: Sequence[BoxedObjects], params: TileParams
+              ) -> tuple[npt.NDArray[np.uint8], BoxedObjects]:
+    """Cut every tile into the canvas: the output image and its objects (each source's objects as
+    :class:`BoxedObjects`); objects under ``min_area`` pixels after the cut are dropped.
+
+    Example:
+        >>> image, out = cut_tiles([a.image, b.image], [BoxedObjects.from_sample(a), BoxedObjects.from_sample(b)],
+        ...                        params)
+    """
+    h, w = params.size_hw
+    canvas = np.zeros((h, w, 3), dtype=np.uint8) if _gaps(params) else np.empty((h, w, 3), dtype=np.uint8)
+    records: list[ObjectRecord] = []
+    boxes: list[Box | None] = []  # where each object's pixels were put: they hold its mask
+    crops: list[npt.NDArray[np.bool_] | None] = []
+    for tile in params.tiles:
+        y0, x0, y1, x1 = tile.cell_yxyx
+        crop_image, kept = _cut(images[tile.source], objects[tile.source], tile, max(1, params.min_area))
+        canvas[y0:y1, x0:x1] = crop_image
+        for k, (by0, bx0, by1, bx1), pixels in kept:
+            records.append(objects[tile.source].objects[k])
+            boxes.append((y0 + by0, x0 + bx0, y0 + by1, x0 + bx1))
+            crops.append(pixels)
+    return canvas, BoxedObjects(tuple(records), tuple(boxes), tuple(crops))
+
+
 def apply_tiles(samples: Sequence[Sample], params: TileParams) -> Sample:
-    """Cut every tile into the canvas; objects under ``min_area`` pixels after the cut are dropped.
+    """:func:`cut_tiles` on samples: the output as a :class:`Sample`.
 
     Example:
         >>> out = apply_tiles([a, b], TileParams((4, 4), (Tile(0, (0, 0, 4, 2), (4, 4), (0, 0), (4, 4)),
         ...                                              Tile(1, (0, 2, 4, 4), (4, 4), (0, 2), (4, 4)))))
     """
-    h, w = params.size_hw
-    image = np.zeros((h, w, 3), dtype=np.uint8) if _gaps(params) else np.empty((h, w, 3), dtype=np.uint8)
-    cuts = []
-    for tile in params.tiles:
-        sample = samples[tile.source]
-        y0, x0, y1, x1 = tile.cell_yxyx
-        crop_image, kept = _cut(sample, tile, max(1, params.min_area))
-        image[y0:y1, x0:x1] = crop_image
-        cuts.append((tile.cell_yxyx, kept, sample.objects))
-    masks = empty_masks(sum(len(kept) for _, kept, _ in cuts), h, w)
-    objects: list[ObjectRecord] = []
-    boxes: list[tuple[int, int, int, int]] = []  # where each object's pixels were put: they hold its mask
-    for (y0, x0, _, _), kept, sample_objects in cuts:
-        for k, (ys, xs), pixels in kept:
-            box = (y0 + ys.start, x0 + xs.start, y0 + ys.stop, x0 + xs.stop)
-            masks[len(objects), box[0]:box[2], box[1]:box[3]] = pixels
-            objects.append(sample_objects[k])
-            boxes.append(box)
-    return Sample(image, masks, tuple(objects), known_boxes_yxyx=tuple(boxes))
+    image, out = cut_tiles([s.image for s in samples], [BoxedObjects.from_sample(s) for s in samples], params)
+    return Sample(image, out.to_masks(params.size_hw), out.objects, known_boxes_yxyx=out.boxes_yxyx)

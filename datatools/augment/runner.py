@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from datatools.augment._frames import moved_fields
 from datatools.augment._load import (
+    boxed_objects,
     clear_crops,
     donor_cache_entries,
     image_record,
@@ -34,7 +35,7 @@ from datatools.augment._load import (
     load_sample,
     with_objects,
 )
-from datatools.augment._records import Segmentation, masks_to_fields
+from datatools.augment._records import Segmentation, crops_to_fields, masks_to_fields
 from datatools.augment.sampling import SourceIndex, class_shares
 from datatools.augment.types import AugmentOp, ObjectRecord, OutputPlan, Sample, params_to_json
 from datatools.core.atomic import output_dir
@@ -157,12 +158,31 @@ def _render_moved(ctx: _Context, plan: OutputPlan, rng: np.random.Generator, ord
     return move.image(head.image), objects, fields, params
 
 
+def _render_cut(ctx: _Context, plan: OutputPlan, rng: np.random.Generator, order: str
+                ) -> tuple[npt.NDArray[np.uint8], tuple[ObjectRecord, ...], list[dict[str, Any]], Any]:
+    """For ops that cut rectangles (``AugmentOp.cut``): the output image, its objects and their RLE fields, the
+    objects carried as box crops from rasterisation to encoding (parameters drawn as :func:`_render_sample` draws
+    them)."""
+    assert ctx.op.cut is not None and ctx.op.windows is not None
+    heads = [load_sample(ctx.ds, sid, objects=False, order=order) for sid in plan.sources]
+    params = ctx.op.sample_params(rng, heads, ctx.config, plan.choice)
+    windows = ctx.op.windows(params)
+    boxed = [boxed_objects(ctx.ds, head.image_id, head.size_hw, ann, windows[i] if i < len(windows) else None)
+             for i, (head, ann) in enumerate(zip(heads, plan.ann_ids, strict=True))]
+    image, out = ctx.op.cut([head.image for head in heads], boxed, params)
+    return image, out.objects, crops_to_fields(out.boxes_yxyx, out.crops, image.shape[:2]), params
+
+
 def _render_one(ctx: _Context, item: tuple[int, OutputPlan, int]) -> dict[str, Any]:
     index, plan, seed = item
     rng = np.random.default_rng(seed)
     order = "rgb" if ctx.op.needs_rgb else "bgr"  # pixels as decoded and encoded when colour does not matter
-    if ctx.op.move is not None and Segmentation(ctx.segmentation) is Segmentation.RLE:
+    rle = Segmentation(ctx.segmentation) is Segmentation.RLE
+    if rle and ctx.op.move is not None:
         image, objects, fields, params = _render_moved(ctx, plan, rng, order)
+        inexact = 0
+    elif rle and ctx.op.cut is not None:
+        image, objects, fields, params = _render_cut(ctx, plan, rng, order)
         inexact = 0
     else:
         out, params = _render_sample(ctx, plan, rng, order)

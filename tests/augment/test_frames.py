@@ -52,3 +52,19 @@ def test_moved_masks_are_the_flipped_rasterisation(ds: Dataset, direction: FlipD
         expected = mask[::-1 if fy else 1, ::-1 if fx else 1]
         np.testing.assert_array_equal(mask_utils.decode(f["segmentation"]), expected)
         assert f["area"] == float(expected.sum())
+
+
+@pytest.mark.parametrize(("op", "config"), [
+    ("mosaic", None), ("mosaic", "3x3-resized"), ("ricap", None)], ids=["mosaic", "mosaic-3x3-resized", "ricap"])
+def test_tile_cuts_from_crops_equal_the_general_path(ds: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     op: str, config: str | None) -> None:
+    """Mosaic and RICAP cut box crops (``AugmentOp.cut``); without it the runner rasterises (H, W) planes, cuts
+    Samples and encodes the planes: the same files."""
+    from datatools.augment import MosaicConfig
+
+    cfg = MosaicConfig(grid_hw=(3, 3), size_hw=(500, 700), min_area=1) if config else None
+    run_augment(ds, tmp_path / "crops", op, cfg, count=16, seed=7, workers=2, progress=False)
+    monkeypatch.setitem(OPS, op, dataclasses.replace(OPS[op], cut=None))
+    run_augment(ds, tmp_path / "general", op, cfg, count=16, seed=7, workers=1, progress=False)
+    crops, general = _hashes(tmp_path / "crops"), _hashes(tmp_path / "general")
+    assert len(crops) == 17 and crops == general
