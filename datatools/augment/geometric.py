@@ -21,6 +21,7 @@ import numpy.typing as npt
 from datatools.augment._frames import PixelMove
 from datatools.augment.sampling import SourceIndex, plan_each_source
 from datatools.augment.types import OutputPlan, Sample, empty_masks
+from datatools.core.rle_counts import flip_rle
 
 __all__ = [
     "FlipConfig",
@@ -134,7 +135,8 @@ def flip_move(params: FlipParams, size_hw: tuple[int, int]) -> PixelMove:
             else (y0, w - x1, y1, w - x0)
 
     return PixelMove(image=lambda image: cast("npt.NDArray[np.uint8]", cv2.flip(image, code)),
-                     frames=lambda frames: frames[ys, xs], box=box, size_hw=(h, w))
+                     frames=lambda frames: frames[ys, xs], box=box, rle=lambda rle: flip_rle(rle, fy, fx),
+                     size_hw=(h, w))
 
 
 def apply_flip(samples: Sequence[Sample], params: FlipParams) -> Sample:

@@ -362,7 +362,7 @@ def _run_rounds(ctx: _Context, index: SourceIndex, count: int | None, seed: int,
                 if ctx.op.donors:
                     _prefetch_donors(ctx, plans, workers)
                 # outputs take milliseconds each: small chunks, so that no worker waits long for the last one
-                chunk = max(1, len(items) // (max(1, default_workers() if workers is None else workers) * 32))
+                chunk = max(1, len(items) // (max(1, default_workers() if workers is None else workers) * 64))
                 done = parallel_map(functools.partial(_render_one, ctx), items, workers=workers,
                                     desc=f"augment {ctx.op.name}", progress=progress, chunksize=chunk)
         finally:

@@ -1,5 +1,6 @@
-"""Flips move RLE layers instead of object masks: the files are byte for byte those of the general path (rasterise
-every object, flip the Sample, encode every mask), in every direction, with overlapping objects."""
+"""Ops with a fast path are byte for byte the general path: flips move each object's RLE on its run lengths, mosaic
+and RICAP carry box crops; the general path rasterises every object into (H, W) planes, transforms the Sample and
+encodes every plane."""
 
 from __future__ import annotations
 

@@ -1,0 +1,107 @@
+"""Flips of COCO RLE masks done on their run lengths, without decoding a pixel.
+
+pycocotools decodes and encodes whole frames (a pass over every pixel of the image, however small the object) and
+keeps the run lengths of its compressed strings to itself. A flip only reorders runs: in COCO's column-major
+order a vertical flip mirrors the runs inside each column, a horizontal flip reverses the order of the columns, and
+both reverse the whole sequence. So :func:`flip_rle` reads the run lengths from the compressed string
+(:func:`rle_counts`, the inverse of pycocotools' ``rleToString``), moves the runs of ones, and hands the new run
+lengths back to pycocotools (``frPyObjects``) to compress. Its strings are byte for byte those of
+``encode(decode(rle)[::-1, ::-1])`` (tests against pycocotools), at a cost that grows with the number of runs
+rather than the number of pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pycocotools import mask as mask_utils
+
+__all__ = ["flip_rle", "rle_counts"]
+
+
+def rle_counts(rle: dict[str, Any]) -> npt.NDArray[np.int64]:
+    """The run lengths of a compressed COCO RLE (zeros first, then alternately ones and zeros).
+
+    The string holds each count in 5-bit groups (``chr(48 + group)``, bit 0x20: more groups follow, bit 0x10 of
+    the last group: negative), counts after the third as the difference to the count two places before.
+
+    Example:
+        >>> rle_counts(mask_utils.encode(np.asfortranarray(np.array([[0, 1], [1, 1]], np.uint8)))).tolist()
+        [1, 3]
+    """
+    raw = rle["counts"]
+    if isinstance(raw, list):
+        return np.asarray(raw, dtype=np.int64)
+    chars = np.frombuffer(raw.encode("ascii") if isinstance(raw, str) else raw, dtype=np.uint8)
+    if not len(chars):
+        return np.zeros(0, dtype=np.int64)
+    digits = chars.astype(np.int64) - 48
+    last = (digits & 0x20) == 0  # the last group of each count
+    ends = np.flatnonzero(last)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    shift = 5 * (np.arange(len(digits)) - np.repeat(starts, ends - starts + 1))
+    values = np.add.reduceat((digits & 0x1F) << shift, starts)
+    negative = (digits[ends] & 0x10) != 0
+    values[negative] -= np.int64(1) << (5 * (ends[negative] - starts[negative] + 1))
+    counts = values.copy()
+    counts[2::2] = np.cumsum(values[2::2])  # count i (i > 2) was stored as count i - count (i - 2)
+    counts[1::2] = np.cumsum(values[1::2])
+    return counts
+
+
+def flip_rle(rle: dict[str, Any], flip_y: bool, flip_x: bool) -> dict[str, Any]:
+    """The compressed RLE of the mask flipped upside down (``flip_y``) and/or left to right (``flip_x``).
+
+    Example:
+        >>> m = np.array([[1, 0, 0], [1, 1, 0]], np.uint8)
+        >>> flipped = flip_rle(mask_utils.encode(np.asfortranarray(m)), False, True)
+        >>> mask_utils.decode(flipped).tolist()
+        [[0, 0, 1], [0, 1, 1]]
+    """
+    h, w = (int(v) for v in rle["size"])
+    n = h * w
+    counts = rle_counts(rle)
+    if int(counts.sum()) != n:
+        raise ValueError(f"RLE counts sum to {int(counts.sum())}, not {h}x{w} = {n}")
+    ends = np.cumsum(counts)
+    on_end = ends[1::2]
+    on_start = on_end - counts[1::2]
+    if flip_y and flip_x:  # the whole column-major sequence reversed
+        starts, stops = n - on_end[::-1], n - on_start[::-1]
+    elif flip_y or flip_x:
+        starts, stops = _flip_columns(on_start, on_end, h, w, flip_y, flip_x)
+    else:
+        starts, stops = on_start, on_end
+    runs = np.empty(2 * len(starts) + 1, dtype=np.int64)
+    runs[0:-1:2] = starts - np.concatenate(([0], stops[:-1]))  # zeros before each run of ones
+    runs[1::2] = stops - starts
+    runs[-1] = n - (int(stops[-1]) if len(stops) else 0)
+    if len(runs) > 1 and runs[-1] == 0:  # pycocotools ends on the last run of ones
+        runs = runs[:-1]
+    out: dict[str, Any] = mask_utils.frPyObjects({"counts": runs.tolist(), "size": [h, w]}, h, w)
+    return out
+
+
+def _flip_columns(on_start: npt.NDArray[np.int64], on_end: npt.NDArray[np.int64], h: int, w: int, flip_y: bool,
+                  flip_x: bool) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Runs of ones ``[start, end)`` (column-major indices) cut at column edges, mirrored inside their column
+    (``flip_y``) or moved to the mirrored column (``flip_x``), sorted and merged where they touch."""
+    first, last = on_start // h, (on_end - 1) // h
+    pieces = last - first + 1
+    column = np.repeat(first, pieces) + np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    top = np.maximum(np.repeat(on_start, pieces), column * h) - column * h
+    bottom = np.minimum(np.repeat(on_end, pieces), (column + 1) * h) - column * h
+    if flip_y:
+        top, bottom = h - bottom, h - top
+    if flip_x:
+        column = w - 1 - column
+    starts, stops = column * h + top, column * h + bottom
+    order = np.argsort(starts)  # mirrored: pieces of a column, or the columns, now come in reverse order
+    starts, stops = starts[order], stops[order]
+    if len(starts) > 1:  # pieces that meet across a column edge are one run
+        new = np.concatenate(([True], starts[1:] != stops[:-1]))
+        starts = starts[new]
+        stops = stops[np.concatenate((new[1:], [True]))]
+    return starts, stops
