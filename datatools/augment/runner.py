@@ -361,10 +361,10 @@ def _run_rounds(ctx: _Context, index: SourceIndex, count: int | None, seed: int,
             with _one_opencv_thread():
                 if ctx.op.donors:
                     _prefetch_donors(ctx, plans, workers)
-                # outputs take milliseconds each: small chunks, so that no worker waits long for the last one
-                chunk = max(1, len(items) // (max(1, default_workers() if workers is None else workers) * 64))
+                # outputs take milliseconds each: batches that shrink as the work runs out, so that this process
+                # wakes up rarely and no worker waits long for the last one
                 done = parallel_map(functools.partial(_render_one, ctx), items, workers=workers,
-                                    desc=f"augment {ctx.op.name}", progress=progress, chunksize=chunk)
+                                    desc=f"augment {ctx.op.name}", progress=progress, chunksize="guided")
         finally:
             clear_crops()
         results += done

@@ -12,7 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-__all__ = ["default_workers", "item_seed", "parallel_imap", "parallel_map"]
+__all__ = ["default_workers", "guided_batches", "item_seed", "parallel_imap", "parallel_map"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -44,6 +44,28 @@ def _call(job: tuple[int, Any, int | None]) -> Any:
     return _FN(item) if seed is None else _FN(item, item_seed(seed, index))
 
 
+def _call_batch(batch: list[tuple[int, Any, int | None]]) -> list[Any]:
+    return [_call(job) for job in batch]
+
+
+def guided_batches(n: int, workers: int, smallest: int = 1) -> list[int]:
+    """Batch sizes for ``n`` items that shrink as the work runs out (guided scheduling): each a quarter of an even
+    share of what is left, at least ``smallest``. Few batches (each one a message and a wake-up of this process,
+    which costs its workers CPU time) while much is left; one item at a time at the end, so no worker waits long
+    for the last batch.
+
+    Example:
+        >>> guided_batches(40, 2)[:6], sum(guided_batches(40, 2))
+        ([5, 5, 4, 4, 3, 3], 40)
+    """
+    sizes, left = [], n
+    while left > 0:
+        size = min(left, max(smallest, -(-left // (4 * workers))))
+        sizes.append(size)
+        left -= size
+    return sizes
+
+
 def parallel_map(
     fn: Callable[..., R],
     items: Sequence[T],
@@ -52,7 +74,7 @@ def parallel_map(
     seed: int | None = None,
     desc: str = "working",
     progress: bool = True,
-    chunksize: int | None = None,
+    chunksize: int | str | None = None,
 ) -> list[R]:
     """Apply ``fn`` to every item over a process pool and return the results in input order.
 
@@ -65,7 +87,8 @@ def parallel_map(
         seed: base seed for per-item seeds, or ``None`` for functions that take no seed.
         desc: label of the progress bar (shown on stderr).
         progress: show a progress bar (only when stderr is a terminal).
-        chunksize: items sent to a worker at a time (default: a few chunks per worker).
+        chunksize: items sent to a worker at a time (default: a few chunks per worker), or ``"guided"`` for
+            batches that shrink as the work runs out (:func:`guided_batches`; for many items of a few ms each).
 
     Returns:
         ``[fn(items[0], ...), fn(items[1], ...), ...]``.
@@ -86,7 +109,7 @@ def parallel_imap(
     seed: int | None = None,
     desc: str = "working",
     progress: bool = True,
-    chunksize: int | None = None,
+    chunksize: int | str | None = None,
 ) -> Iterator[R]:
     """:func:`parallel_map` as a generator: each result is yielded, in input order, as soon as it and those
     before it are done, so a caller that folds the results as they come holds none of them for long.
@@ -111,7 +134,13 @@ def parallel_imap(
                 yield _call(job)
                 bar.advance(task)
         return
-    chunksize = chunksize or max(1, min(32, n // (workers * 8)))
+    if chunksize == "guided":
+        sizes = guided_batches(n, workers)
+        bounds = np.cumsum([0, *sizes]).tolist()
+        batches = [jobs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    else:
+        size = int(chunksize or max(1, min(32, n // (workers * 8))))
+        batches = [jobs[a:a + size] for a in range(0, n, size)]
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     # what exists now is shared with the forked workers page by page; a garbage collection in any of the processes
     # would write to every object's header and so copy all those pages: the collector leaves them alone while the
@@ -122,9 +151,9 @@ def parallel_imap(
         try:
             with bar:
                 task = bar.add_task(desc, total=n)
-                for result in pool.imap(_call, jobs, chunksize=chunksize):
-                    yield result
-                    bar.advance(task)
+                for results in pool.imap(_call_batch, batches, chunksize=1):
+                    yield from results
+                    bar.advance(task, len(results))
             pool.close()
         finally:
             pool.terminate()

@@ -92,3 +92,22 @@ def test_the_collector_is_frozen_only_while_the_pool_lives() -> None:
     assert gc.get_freeze_count() > before  # objects made before the fork are left to the workers as they are
     assert [sq for _, sq in stream] == [x * x for x in range(1, 8)]
     assert gc.get_freeze_count() == 0
+
+
+def test_guided_batches_shrink_and_cover_every_item() -> None:
+    from datatools.core.parallel import guided_batches
+
+    for n, workers in [(0, 2), (1, 2), (7, 3), (512, 2), (1000, 16)]:
+        sizes = guided_batches(n, workers)
+        assert sum(sizes) == n and all(s >= 1 for s in sizes)
+        assert sizes == sorted(sizes, reverse=True), "batches only shrink"
+        if n >= 100:
+            assert sizes[-1] == 1 and len(sizes) < n // 4, "few batches, single items at the end"
+    assert len(guided_batches(512, 2)) < 40  # against 64 chunks of 8
+
+
+def test_guided_map_keeps_order_and_seeds() -> None:
+    items = list(range(101))
+    fixed = parallel_map(_draw, items, workers=2, seed=5, progress=False)
+    guided = parallel_map(_draw, items, workers=2, seed=5, progress=False, chunksize="guided")
+    assert guided == fixed == [_draw(i, item_seed(5, i)) for i in items]
