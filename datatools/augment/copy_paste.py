@@ -371,4 +371,5 @@ def apply_copy_paste(samples: Sequence[Sample], params: CopyPasteParams) -> Samp
         after = int(np.count_nonzero(masks[j, b[0]:b[2], b[1]:b[3]]))
         untouched = j < n_target and after == before[j]  # the target's own objects are not ours to drop
         keep[j] = untouched or (after >= params.min_visible * before[j] and after >= max(1, params.min_area))
-    return Sample(image, masks, tuple(objects), target.image_id).keep(keep)
+    # the boxes still hold the masks (pastes only take pixels away), so no plane is scanned for its box
+    return Sample(image, masks, tuple(objects), target.image_id, tuple(boxes)).keep(keep)

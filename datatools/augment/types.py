@@ -77,8 +77,8 @@ class Sample:
         masks: (N, H, W) bool, one plane per object (planes may overlap).
         objects: N records, ``objects[i]`` describes ``masks[i]``.
         image_id: id of the source image, or None for a synthetic one.
-        known_boxes_yxyx: the objects' mask boxes when the caller already has them (e.g. from the RLE);
-            otherwise :attr:`boxes_yxyx` computes them.
+        known_boxes_yxyx: boxes that hold the objects' masks when the caller already has them (from the RLE, or
+            where a kernel put the pixels; they need not be tight); otherwise :attr:`boxes_yxyx` computes them.
 
     Example:
         >>> s = Sample(np.zeros((4, 5, 3), np.uint8), np.zeros((1, 4, 5), bool), (ObjectRecord(3),))
@@ -117,7 +117,8 @@ class Sample:
 
     @functools.cached_property
     def boxes_yxyx(self) -> tuple[tuple[int, int, int, int] | None, ...]:
-        """Per object, the bounding box ``(y0, x0, y1, x1)`` of its mask (end exclusive), None when empty.
+        """Per object, a box ``(y0, x0, y1, x1)`` (end exclusive) that holds its mask: the known boxes when the
+        sample was made with them, else the mask's bounding box (None when empty).
 
         Computed once per sample, so kernels can work on boxes instead of whole frames.
         """
