@@ -1,10 +1,9 @@
-"""Objects grouped into layers whose boxes do not meet, so pycocotools works on a layer instead of an object.
+"""Objects grouped into layers whose boxes do not meet, so pycocotools encodes a layer instead of an object.
 
-Decoding or encoding an RLE costs a pass over the whole frame, however small the object. Inside a layer no box
-meets another, so the union of the layer's masks, cut to one object's box, is that object's mask, exactly: a
-layer is decoded once (the union of its RLEs, by pycocotools) and each object cut out of it, and a layer of
-output masks is encoded once and each object's RLE is the union's RLE intersected with its box (pycocotools
-again). Same pixels, same RLE strings; a few frame passes per image instead of one per object.
+Encoding a mask costs a pass over the whole frame, however small the object. Inside a layer no box meets another,
+so a layer of output masks is painted into one frame and encoded once, and each object's RLE is the union's RLE
+intersected with its box (pycocotools ``merge``). Same RLE strings; a few frame passes per image instead of one per
+object. (Reading objects needs no layers: :func:`datatools.core.rle_counts.rle_crop` decodes an object's box only.)
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from pycocotools import mask as mask_utils
 
 from datatools.augment.types import Box
 
-__all__ = ["disjoint_layers", "layer_unions", "split_layers"]
+__all__ = ["disjoint_layers", "split_layers"]
 
 Rle = dict[str, Any]
 
@@ -46,12 +45,6 @@ def disjoint_layers(boxes: Sequence[Box | None]) -> list[list[int]]:
             layers.append([i])
             placed.append([box])
     return layers
-
-
-def layer_unions(rles: Sequence[Rle], layers: Sequence[Sequence[int]]) -> list[Rle]:
-    """One RLE per layer: the union of its members' RLEs (pycocotools ``merge``)."""
-    return [rles[layer[0]] if len(layer) == 1 else mask_utils.merge([rles[i] for i in layer], intersect=False)
-            for layer in layers]
 
 
 def split_layers(unions: Sequence[Rle], layers: Sequence[Sequence[int]], boxes: Sequence[Box | None],

@@ -21,12 +21,12 @@ import numpy as np
 import numpy.typing as npt
 from pycocotools import mask as mask_utils
 
-from datatools.augment._layers import disjoint_layers, layer_unions
 from datatools.augment.types import BoxedObjects, ObjectRecord, Sample, empty_masks
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
 from datatools.core.imageio import read_image
 from datatools.core.masks import annotation_to_rle
+from datatools.core.rle_counts import rle_crop
 
 __all__ = ["DONOR_MARGIN", "boxed_objects", "clear_crops", "donor_cache_entries", "image_record",
            "install_cache_entries", "load_donor", "load_sample", "object_entry", "object_record", "wanted_annotations",
@@ -242,16 +242,11 @@ def object_entry(ann: dict[str, Any], h: int, w: int) -> tuple[tuple[int, int, i
 
 
 def _decode_crops(kept: list[_Row]) -> None:
-    """Fill in the missing crops of ``kept``: one pycocotools decode per layer of objects whose boxes do not meet
-    (see :mod:`datatools.augment._layers`), each crop cut from its layer."""
-    need = [row for row in kept if row.crop is None and row.box is not None]
-    layers = disjoint_layers([row.box for row in need])
-    for layer, union in zip(layers, layer_unions([row.rle for row in need], layers), strict=True):
-        full = mask_utils.decode(union).view(bool)
-        for row in (need[j] for j in layer):
-            assert row.box is not None
-            y0, x0, y1, x1 = row.box
-            row.crop = full[y0:y1, x0:x1].copy()
+    """Fill in the missing crops of ``kept``, each decoded from its RLE's run lengths over its box only
+    (:func:`datatools.core.rle_counts.rle_crop`)."""
+    for row in kept:
+        if row.crop is None and row.box is not None:
+            row.crop = rle_crop(row.rle, row.box)
             _cache_crop(row.ann.get("id"), (row.box, row.rle, row.crop))
 
 

@@ -1,4 +1,5 @@
-"""Flips of COCO RLE masks done on their run lengths, without decoding a pixel.
+"""COCO RLE masks worked on through their run lengths: flips without decoding a pixel, crops without decoding the
+whole frame.
 
 pycocotools decodes and encodes whole frames (a pass over every pixel of the image, however small the object) and
 keeps the run lengths of its compressed strings to itself. A flip only reorders runs: in COCO's column-major
@@ -7,7 +8,8 @@ both reverse the whole sequence. So :func:`flip_rle` reads the run lengths from 
 (:func:`rle_counts`, the inverse of pycocotools' ``rleToString``), moves the runs of ones, and hands the new run
 lengths back to pycocotools (``frPyObjects``) to compress. Its strings are byte for byte those of
 ``encode(decode(rle)[::-1, ::-1])`` (tests against pycocotools), at a cost that grows with the number of runs
-rather than the number of pixels.
+rather than the number of pixels. :func:`rle_crop` expands only the columns of a box, where pycocotools' ``decode``
+writes every pixel of the image.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from pycocotools import mask as mask_utils
 
-__all__ = ["flip_rle", "rle_counts"]
+__all__ = ["flip_rle", "rle_counts", "rle_crop"]
 
 
 def rle_counts(rle: dict[str, Any]) -> npt.NDArray[np.int64]:
@@ -105,3 +107,22 @@ def _flip_columns(on_start: npt.NDArray[np.int64], on_end: npt.NDArray[np.int64]
         starts = starts[new]
         stops = stops[np.concatenate((new[1:], [True]))]
     return starts, stops
+
+
+def rle_crop(rle: dict[str, Any], box_yxyx: tuple[int, int, int, int]) -> npt.NDArray[np.bool_]:
+    """The mask of a compressed COCO RLE inside ``box_yxyx`` ``(y0, x0, y1, x1)``, decoded from its run lengths:
+    only the box's columns are expanded, not the whole frame.
+
+    Example:
+        >>> m = np.zeros((4, 5), np.uint8); m[1:3, 2:4] = 1
+        >>> rle_crop(mask_utils.encode(np.asfortranarray(m)), (1, 2, 3, 4)).all()
+        True
+    """
+    h = int(rle["size"][0])
+    y0, x0, y1, x1 = box_yxyx
+    counts = rle_counts(rle)
+    lo, hi = x0 * h, x1 * h  # the box's columns, in column-major order
+    edges = np.clip(np.cumsum(counts), lo, hi)
+    lengths = np.diff(edges, prepend=lo)
+    flat = np.repeat(np.arange(len(counts)) % 2 == 1, lengths)  # runs alternate: zeros first
+    return np.array(flat.reshape(x1 - x0, h)[:, y0:y1].T, order="F")  # column-major, as pycocotools lays masks out

@@ -1,5 +1,5 @@
-"""Layers of objects whose boxes do not meet: decoding and encoding a layer at once gives, object by object, the
-same masks and the same RLE strings as pycocotools on each object alone."""
+"""Layers of objects whose boxes do not meet: encoding a layer at once gives, object by object, the same RLE strings
+as pycocotools on each object alone; objects are read back as pycocotools decodes them."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_encoding_in_layers_gives_the_strings_of_one_encode_per_object(seed: int
     assert masks_to_fields(masks, boxes_yxyx=loose)[0] == layered  # boxes that hold the masks are enough
 
 
-def test_objects_decoded_by_layers_equal_each_annotation_decoded_alone() -> None:
+def test_loaded_objects_equal_each_annotation_decoded_alone() -> None:
     ds = Dataset.load(EXAMPLE / "_annotations.coco.json", EXAMPLE)
     busy = sorted(ds.images, key=lambda img: -len(ds.annotations_of(img["id"])))[:5]  # the 87-object image first
     clear_crops()

@@ -69,3 +69,19 @@ def test_flips_of_every_example_object_are_byte_identical(flip_y: bool, flip_x: 
 def test_counts_that_do_not_fill_the_frame_are_refused() -> None:
     with pytest.raises(ValueError, match="not 4x4"):
         flip_rle({"counts": [3, 2], "size": [4, 4]}, True, False)
+
+
+def test_crops_equal_pycocotools_decoding_cut_to_the_box() -> None:
+    from datatools.core.rle_counts import rle_crop
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        mask = rng.random((h, w)) < rng.random()
+        y0, y1 = sorted(int(v) for v in rng.integers(0, h + 1, 2))
+        x0, x1 = sorted(int(v) for v in rng.integers(0, w + 1, 2))
+        y1, x1 = max(y1, y0 + 1), max(x1, x0 + 1)
+        if y1 > h or x1 > w:
+            continue
+        crop = rle_crop(_encode(mask), (y0, x0, y1, x1))
+        assert crop.dtype == bool and np.array_equal(crop, mask[y0:y1, x0:x1])
