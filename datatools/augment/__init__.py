@@ -34,7 +34,8 @@ from datatools.augment.geometric import (
 )
 from datatools.augment.mosaic import MosaicConfig, apply_mosaic, plan_mosaic, sample_mosaic_params
 from datatools.augment.ricap import RicapConfig, apply_ricap, plan_ricap, sample_ricap_params
-from datatools.augment.runner import AugmentResult, ImageFormat, run_augment, select_sources
+from datatools.augment.runner import AugmentResult, ImageFormat, run_augment
+from datatools.augment.sampling import select_sources
 from datatools.augment.types import AugmentOp, ObjectRecord, OutputPlan, Sample
 
 OPS: dict[str, AugmentOp] = {

@@ -36,17 +36,16 @@ from datatools.augment._load import (
     with_objects,
 )
 from datatools.augment._records import Segmentation, crops_to_fields, masks_to_fields
-from datatools.augment.sampling import SourceIndex, class_shares
+from datatools.augment.sampling import SourceIndex, class_shares, select_sources
 from datatools.augment.types import AugmentOp, ObjectRecord, OutputPlan, Sample, params_to_json
 from datatools.core.atomic import output_dir
 from datatools.core.coco import write_coco_json
 from datatools.core.dataset import ANNOTATIONS_FILE, IMAGES_DIR, Dataset
 from datatools.core.errors import DatatoolsError, InvalidDatasetError
-from datatools.core.folds_table import fold_image_ids, read_folds
 from datatools.core.imageio import encode_image
 from datatools.core.parallel import default_workers, item_seed, parallel_map
 
-__all__ = ["AugmentResult", "ImageFormat", "run_augment", "select_sources"]
+__all__ = ["AugmentResult", "ImageFormat", "run_augment"]
 
 #: the most rounds copy-paste runs to reach ``target_share`` / ``target_images``
 MAX_ROUNDS = 5
@@ -87,34 +86,6 @@ class AugmentResult:
     shares_before: dict[str, float] = field(default_factory=dict)
     shares_after: dict[str, float] = field(default_factory=dict)
     inexact_polygons: int = 0
-
-
-def select_sources(ds: Dataset, folds: str | os.PathLike[str] | None, fold: int | None) -> Dataset:
-    """The dataset, or only the TRAINING images of fold ``fold`` of the folds table ``folds``.
-
-    Raises:
-        DatatoolsError: only one of ``folds`` and ``fold`` is given.
-        InvalidDatasetError: the table names another file for an image id, or the fold keeps no image.
-
-    Example:
-        >>> train_only = select_sources(ds, "folds.parquet", 0)
-    """
-    if folds is None and fold is None:
-        return ds
-    if folds is None or fold is None:
-        raise DatatoolsError("give --folds and --fold together")
-    table = read_folds(folds)
-    train_ids, _ = fold_image_ids(table, fold, folds)
-    names = dict(zip(table["image_id"].tolist(), table["file_name"].tolist(), strict=True))
-    for img in ds.images:
-        if img["id"] in names and str(names[img["id"]]) != str(img["file_name"]):
-            raise InvalidDatasetError(
-                f"{folds}: image id {img['id']} is {names[img['id']]!r} in the folds table but "
-                f"{img['file_name']!r} in {ds.source}; the table was made for another dataset")
-    selected = ds.subset(train_ids)
-    if not selected.images:
-        raise InvalidDatasetError(f"{folds}: fold {fold} leaves no training image of {ds.source}")
-    return selected
 
 
 @dataclass(frozen=True)

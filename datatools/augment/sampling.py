@@ -1,4 +1,5 @@
-"""Choosing source images and rare-class donors from the records alone (no pixels are read here).
+"""Choosing source images (a fold's training images) and rare-class donors from the records alone (no pixels are
+read here).
 
 The class statistics are image shares: the fraction of images holding at least one object of a class.
 ``--rare auto`` picks the classes whose share is under ``rare_threshold`` times the share of the most common
@@ -7,6 +8,7 @@ class (the rarest class is always picked); ``--prefer`` makes images holding tho
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +18,8 @@ import numpy.typing as npt
 
 from datatools.augment.types import OutputPlan
 from datatools.core.dataset import Dataset
-from datatools.core.errors import InvalidDatasetError
+from datatools.core.errors import DatatoolsError, InvalidDatasetError
+from datatools.core.folds_table import fold_image_ids, read_folds
 
 __all__ = [
     "AUTO",
@@ -29,6 +32,7 @@ __all__ = [
     "preferred_weights",
     "rare_classes",
     "resolve_classes",
+    "select_sources",
     "under_target",
 ]
 
@@ -260,3 +264,31 @@ def plan_rare_pastes(
             counts[c] = counts.get(c, 0) + 1
         n += 1
     return plans
+
+
+def select_sources(ds: Dataset, folds: str | os.PathLike[str] | None, fold: int | None) -> Dataset:
+    """The dataset, or only the TRAINING images of fold ``fold`` of the folds table ``folds``.
+
+    Raises:
+        DatatoolsError: only one of ``folds`` and ``fold`` is given.
+        InvalidDatasetError: the table names another file for an image id, or the fold keeps no image.
+
+    Example:
+        >>> train_only = select_sources(ds, "folds.parquet", 0)
+    """
+    if folds is None and fold is None:
+        return ds
+    if folds is None or fold is None:
+        raise DatatoolsError("give --folds and --fold together")
+    table = read_folds(folds)
+    train_ids, _ = fold_image_ids(table, fold, folds)
+    names = dict(zip(table["image_id"].tolist(), table["file_name"].tolist(), strict=True))
+    for img in ds.images:
+        if img["id"] in names and str(names[img["id"]]) != str(img["file_name"]):
+            raise InvalidDatasetError(
+                f"{folds}: image id {img['id']} is {names[img['id']]!r} in the folds table but "
+                f"{img['file_name']!r} in {ds.source}; the table was made for another dataset")
+    selected = ds.subset(train_ids)
+    if not selected.images:
+        raise InvalidDatasetError(f"{folds}: fold {fold} leaves no training image of {ds.source}")
+    return selected
