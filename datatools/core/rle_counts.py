@@ -20,37 +20,58 @@ import numpy as np
 import numpy.typing as npt
 from pycocotools import mask as mask_utils
 
-__all__ = ["flip_rle", "rle_counts", "rle_crop"]
+__all__ = ["flip_rle", "rle_counts", "rle_crop", "string_counts"]
 
 
 def rle_counts(rle: dict[str, Any]) -> npt.NDArray[np.int64]:
-    """The run lengths of a compressed COCO RLE (zeros first, then alternately ones and zeros).
+    """The run lengths of a COCO RLE, compressed (``counts`` a string) or not (a list): zeros first, then
+    alternately ones and zeros.
 
-    The string holds each count in 5-bit groups (``chr(48 + group)``, bit 0x20: more groups follow, bit 0x10 of
-    the last group: negative), counts after the third as the difference to the count two places before.
+    Raises:
+        ValueError: the string is not a COCO RLE string (see :func:`string_counts`).
 
     Example:
         >>> rle_counts(mask_utils.encode(np.asfortranarray(np.array([[0, 1], [1, 1]], np.uint8)))).tolist()
         [1, 3]
     """
     raw = rle["counts"]
-    if isinstance(raw, list):
-        return np.asarray(raw, dtype=np.int64)
-    chars = np.frombuffer(raw.encode("ascii") if isinstance(raw, str) else raw, dtype=np.uint8)
+    return np.asarray(raw, dtype=np.int64) if isinstance(raw, list) else string_counts(raw)
+
+
+def string_counts(counts: str | bytes) -> npt.NDArray[np.int64]:
+    """The run lengths held by a compressed COCO RLE string (the inverse of pycocotools' ``rleToString``).
+
+    Each count is written in 5-bit groups, ``chr(48 + group)``: bit 0x20 says more groups follow, bit 0x10 of the
+    last group makes the value negative; counts after the third are stored as the difference to the count two
+    places before. Read with array operations, a few microseconds for a whole string.
+
+    Raises:
+        ValueError: a character outside the format, a count cut short, or a negative run length (pycocotools
+            would read such a string past its end or into a wrong mask).
+    """
+    chars = np.frombuffer(counts.encode("ascii") if isinstance(counts, str) else bytes(counts), dtype=np.uint8)
     if not len(chars):
         return np.zeros(0, dtype=np.int64)
+    if chars.min() < 48 or chars.max() >= 112:
+        raise ValueError("not a COCO RLE string: a character outside '0'..'o'")
     digits = chars.astype(np.int64) - 48
     last = (digits & 0x20) == 0  # the last group of each count
+    if not last[-1]:
+        raise ValueError("not a COCO RLE string: it ends inside a count")
     ends = np.flatnonzero(last)
     starts = np.concatenate(([0], ends[:-1] + 1))
+    if (ends - starts).max() >= 12:
+        raise ValueError("not a COCO RLE string: a count of more than 60 bits")
     shift = 5 * (np.arange(len(digits)) - np.repeat(starts, ends - starts + 1))
     values = np.add.reduceat((digits & 0x1F) << shift, starts)
     negative = (digits[ends] & 0x10) != 0
     values[negative] -= np.int64(1) << (5 * (ends[negative] - starts[negative] + 1))
-    counts = values.copy()
-    counts[2::2] = np.cumsum(values[2::2])  # count i (i > 2) was stored as count i - count (i - 2)
-    counts[1::2] = np.cumsum(values[1::2])
-    return counts
+    runs = values.copy()
+    runs[2::2] = np.cumsum(values[2::2])  # count i (i > 2) was stored as count i - count (i - 2)
+    runs[1::2] = np.cumsum(values[1::2])
+    if runs.min() < 0:
+        raise ValueError("not a COCO RLE string: a negative run length")
+    return runs
 
 
 def flip_rle(rle: dict[str, Any], flip_y: bool, flip_x: bool) -> dict[str, Any]:
@@ -121,6 +142,8 @@ def rle_crop(rle: dict[str, Any], box_yxyx: tuple[int, int, int, int]) -> npt.ND
     h = int(rle["size"][0])
     y0, x0, y1, x1 = box_yxyx
     counts = rle_counts(rle)
+    if int(counts.sum()) != h * int(rle["size"][1]):
+        raise ValueError(f"RLE counts sum to {int(counts.sum())}, not {h}x{int(rle['size'][1])}")
     lo, hi = x0 * h, x1 * h  # the box's columns, in column-major order
     edges = np.clip(np.cumsum(counts), lo, hi)
     lengths = np.diff(edges, prepend=lo)

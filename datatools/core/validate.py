@@ -10,6 +10,7 @@ from typing import Any
 
 from datatools.core.issues import Issue, Severity
 from datatools.core.paths import file_name_problem
+from datatools.core.rle_counts import string_counts
 
 __all__ = ["validate_records"]
 
@@ -165,37 +166,13 @@ def _polygon_problems(segm: list[Any], hw: tuple[int, int]) -> Iterator[tuple[Se
 
 
 def _compressed_rle_runs(counts: str | bytes) -> list[int] | None:
-    """The run lengths of a compressed COCO RLE string, or ``None`` when it is malformed.
-
-    Reads the format of pycocotools ``rleFrString`` (6-bit groups offset by 48, runs after the third stored
-    as a difference to the run two before). Only used to check a string before pycocotools decodes it:
-    pycocotools raises on runs that overflow the mask and leaves pixels unset when they fall short.
-    """
+    """The run lengths of a compressed COCO RLE string, or ``None`` when it is malformed (checked before
+    pycocotools decodes it: pycocotools raises on runs that overflow the mask and leaves pixels unset when they fall
+    short)."""
     try:
-        data = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
-    except UnicodeEncodeError:
+        return string_counts(counts).tolist()  # type: ignore[no-any-return]
+    except ValueError:  # UnicodeEncodeError included
         return None
-    runs: list[int] = []
-    p = 0
-    while p < len(data):
-        x = k = 0
-        more = True
-        while more:
-            if p >= len(data) or not 48 <= data[p] < 112:
-                return None
-            c = data[p] - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and c & 0x10:
-                x |= -1 << (5 * k)
-        if len(runs) > 2:
-            x += runs[-2]
-        if x < 0:
-            return None
-        runs.append(x)
-    return runs
 
 
 def _rle_problems(segm: dict[str, Any], hw: tuple[int, int]) -> Iterator[tuple[Severity, str, str]]:

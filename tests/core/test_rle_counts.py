@@ -85,3 +85,51 @@ def test_crops_equal_pycocotools_decoding_cut_to_the_box() -> None:
             continue
         crop = rle_crop(_encode(mask), (y0, x0, y1, x1))
         assert crop.dtype == bool and np.array_equal(crop, mask[y0:y1, x0:x1])
+
+
+def _loop_reference(data: bytes) -> list[int] | None:
+    """pycocotools' ``rleFrString`` as a plain loop, None where the string is malformed."""
+    runs: list[int] = []
+    p = 0
+    while p < len(data):
+        x = k = 0
+        more = True
+        while more:
+            if p >= len(data) or not 48 <= data[p] < 112:
+                return None
+            c = data[p] - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        if x < 0:
+            return None
+        runs.append(x)
+    return runs
+
+
+def test_string_counts_against_a_loop_on_valid_and_broken_strings() -> None:
+    from datatools.core.rle_counts import string_counts
+
+    rng = np.random.default_rng(4)
+    strings = [_encode(rng.random((int(h), int(w))) < rng.random())["counts"]
+               for h, w in rng.integers(1, 60, (200, 2))]
+    strings += [bytes(rng.integers(40, 120, int(n)).astype(np.uint8)) for n in rng.integers(1, 12, 300)]  # noise
+    strings += [b"0" + bytes([48 + 0x20]), b"\x7f", "é".encode(), b"1" + b"o" * 13 + b"0"]
+    valid = 0
+    for data in strings:
+        expected = _loop_reference(data)
+        try:
+            got = string_counts(data).tolist()
+        except ValueError:
+            got = None
+        if expected is None:
+            assert got is None, data
+        elif max(expected, default=0) < 2**55:  # (longer counts are beyond any image and may be refused)
+            assert got == expected, data
+            valid += 1
+    assert valid > 200
