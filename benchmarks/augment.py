@@ -50,8 +50,9 @@ DEFAULT_ANN = REPO_ROOT / "../shared/data/medical_waste/train/_annotations.coco.
 DEFAULT_IMAGES = REPO_ROOT / "../shared/data/medical_waste/train"
 OPS_TIMED = ("mosaic", "copy-paste", "flip")
 #: glibc settings for both the floor and datatools: keep freed memory for the next image instead of returning it
-#: and faulting it in again. With glibc's defaults a fresh process re-grows its heap for every output, which made
-#: the floor 1.3-1.4x slower (mosaic: 8.6 against 6.0 ms per image) and would flatter datatools.
+#: and faulting it in again. The datatools command and datatools' workers set the same themselves
+#: (datatools.core.allocator); the floor gets them here. With glibc's defaults a fresh process re-grows its heap for
+#: every output, which made the floor 1.3-1.4x slower (mosaic: 8.6 against 6.0 ms per image).
 ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
 
 

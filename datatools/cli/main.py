@@ -10,6 +10,7 @@ from datatools import __version__
 from datatools.cli import augment, convert, folds
 from datatools.cli.eda import eda
 from datatools.cli.validate import validate
+from datatools.core.allocator import keep_freed_memory
 from train.cli import app as train_app  # imports no torch until a train command runs
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ def _root(
     ] = False,
 ) -> None:
     """Every command reads a dataset as --ann F --images DIR (or --data DIR) and writes to --out DIR."""
+    keep_freed_memory()  # this process ends with the command: per-image work may keep its freed memory
 
 
 app.command("validate")(validate)

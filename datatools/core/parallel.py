@@ -12,6 +12,8 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from datatools.core.allocator import keep_freed_memory
+
 __all__ = ["default_workers", "guided_batches", "item_seed", "parallel_imap", "parallel_map"]
 
 T = TypeVar("T")
@@ -33,9 +35,11 @@ def item_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
-def _init(fn: Callable[..., Any]) -> None:
+def _init(fn: Callable[..., Any], tune: bool = False) -> None:
     global _FN
     _FN = fn
+    if tune:  # a worker: its memory is datatools' to manage
+        keep_freed_memory()
 
 
 def _call(job: tuple[int, Any, int | None]) -> Any:
@@ -147,7 +151,7 @@ def parallel_imap(
     # pool lives (gc.freeze, as the gc documentation advises before fork)
     gc.freeze()
     try:
-        pool = mp.get_context(method).Pool(workers, initializer=_init, initargs=(fn,))
+        pool = mp.get_context(method).Pool(workers, initializer=_init, initargs=(fn, True))
         try:
             with bar:
                 task = bar.add_task(desc, total=n)
