@@ -16,9 +16,10 @@ Every timed run is a fresh interpreter, as a command-line run is (see :func:`tim
 same allocator settings (:data:`ALLOCATOR`).
 
 Targets: datatools >= 0.6x the floor per worker (1 worker against the 1-worker floor), and >= 1.7x from 1 to 2
-workers. Floor and datatools runs alternate so that both meet the same machine; the load average after each best
-run is printed, and the CPU time per image (this process and its workers) is shown as a figure that other
-processes on the machine disturb less than the wall clock.
+workers. Floor and datatools runs, with 1 and with 2 workers, alternate so that the ratios and the scaling compare
+runs that met the same machine (a host that slows down for a while then slows all four); the load average after
+each best run is printed, and the CPU time per image (this process and its workers) is shown as a figure that
+other processes on the machine disturb less than the wall clock.
 
 Run from the repository root::
 
@@ -149,7 +150,8 @@ def main() -> None:
     ds = Dataset.load(args.ann, args.images, check_files=False)
     by_id = {img["id"]: str(ds.image_path(img)) for img in ds.images}
     print(f"{len(ds.images)} images, {len(ds.annotations)} annotations; {os.cpu_count()} cores; "
-          f"load average {load()}; best of {args.repeat}, floor and datatools runs interleaved; outputs under "
+          f"load average {load()}; best of {args.repeat}, floor and datatools runs with 1 and 2 workers interleaved; "
+          "outputs under "
           f"{args.tmp or tempfile.gettempdir()}")
     print(f"{'op':<11} {'method':<10} {'workers':>7} {'images/s':>9} {'vs floor':>9} {'1->2':>6} "
           f"{'CPU ms/img':>11}  load average after")
@@ -166,8 +168,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="dt-bench-", dir=args.tmp) as tmp:
             jobs_file = Path(tmp) / "jobs.json"
             jobs_file.write_text(json.dumps(jobs))
-            for workers in (1, 2):
-                for _ in range(args.repeat):
+            for _ in range(args.repeat):  # 1 and 2 workers, floor and datatools, all interleaved
+                for workers in (1, 2):
                     for method in ("floor", "datatools"):
                         wall, cpu = timed(args, method, op, workers, jobs_file)
                         if (method, workers) not in best or wall < best[(method, workers)][0]:
