@@ -43,7 +43,7 @@ def string_counts(counts: str | bytes) -> npt.NDArray[np.int64]:
 
     Each count is written in 5-bit groups, ``chr(48 + group)``: bit 0x20 says more groups follow, bit 0x10 of the
     last group makes the value negative; counts after the third are stored as the difference to the count two
-    places before. Read with array operations, a few microseconds for a whole string.
+    places before. Read with array operations (about 25 microseconds for a string of a few hundred counts).
 
     Raises:
         ValueError: a character outside the format, a count cut short, or a negative run length (pycocotools
