@@ -31,12 +31,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Every command reads a dataset as --ann F --images DIR (or --data DIR) and writes to --out DIR."""
-    keep_freed_memory()  # this process ends with the command: per-image work may keep its freed memory
+    if ctx.invoked_subcommand != "train":  # per-image work, in a process that ends with the command (torch's
+        keep_freed_memory()               # memory is left to torch)
 
 
 app.command("validate")(validate)
