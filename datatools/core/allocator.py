@@ -3,8 +3,9 @@
 With glibc's defaults, a process that decodes an image, works on it and frees it hands the memory back to the
 kernel and faults it in again for the next image: hundreds of thousands of page faults per run (300 k for 512 flips
 of 640x640 images), a quarter of the time of a fast op. Two ``mallopt`` settings keep freed memory (up to 128 MiB
-per process) in the heap instead. They are set in datatools' worker processes and by the ``datatools`` command, never
-in a process that imports datatools as a library and runs its work there.
+per process) in the heap instead. They are set in datatools' worker processes and by the ``datatools`` data commands
+(not ``train``, whose memory is torch's), never in a process that imports datatools as a library and runs its work
+there.
 """
 
 from __future__ import annotations
