@@ -118,8 +118,9 @@ def _render_sample(ctx: _Context, plan: OutputPlan, rng: np.random.Generator, or
 
 def _render_moved(ctx: _Context, plan: OutputPlan, rng: np.random.Generator, order: str
                   ) -> tuple[npt.NDArray[np.uint8], tuple[ObjectRecord, ...], list[dict[str, Any]], Any]:
-    """For ops that only move pixels: the moved image, the objects and their RLE fields, moved layer by layer
-    (:mod:`datatools.augment._frames`), and the parameters (drawn exactly as :func:`_render_sample` draws them)."""
+    """For ops that only move pixels: the moved image, the objects and their RLE fields, each RLE moved on its run
+    lengths (:mod:`datatools.augment._frames`), and the parameters (drawn exactly as :func:`_render_sample` draws
+    them)."""
     (sid,), (ann_ids,) = plan.sources, plan.ann_ids
     head = load_sample(ctx.ds, sid, objects=False, order=order)
     params = ctx.op.sample_params(rng, [head], ctx.config, plan.choice)
