@@ -262,7 +262,7 @@ class AugmentOp:
         donors: the sources after the first only give objects (copy-paste): the runner reads them with
             ``load_donor``, which holds just the pixels around those objects and caches them.
         move: for ops that only move pixels (flips): ``move(params, size_hw) -> PixelMove``
-            (:mod:`datatools.augment._frames`); the runner then moves RLE layers instead of object masks. ``apply``
+            (:mod:`datatools.augment._frames`); the runner then moves each RLE instead of object masks. ``apply``
             must give the same output.
         cut: for ops that cut rectangles out of their sources (mosaic, RICAP; with ``windows``):
             ``cut(images, objects, params) -> (image, objects)`` on :class:`BoxedObjects`; the runner then hands the
