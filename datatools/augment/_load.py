@@ -78,8 +78,9 @@ def boxed_objects(ds: Dataset, image_id: Any, size_hw: tuple[int, int], ann_ids:
     """The image's annotations (or only ``ann_ids``; only those whose box meets ``window_yxyx``) rasterised, each
     as its box and the mask inside it.
 
-    Each annotation goes through the one rasteriser (``annotation_to_rle``, decoded by pycocotools, a layer of
-    objects at a time); the boxes are read from the RLE. Crops are cached per process (see ``clear_crops``).
+    Each annotation goes through the one rasteriser (``annotation_to_rle``); its box is read from the RLE and its
+    crop decoded from the RLE's run lengths over that box only (``core.rle_counts.rle_crop``). Crops are cached per
+    process (see ``clear_crops``).
     """
     h, w = size_hw
     kept = []
