@@ -21,7 +21,6 @@ __all__ = ["disjoint_layers", "split_layers"]
 Rle = dict[str, Any]
 
 
-
 def disjoint_layers(boxes: Sequence[Box | None]) -> list[list[int]]:
     """Indices of ``boxes`` in layers within which no two boxes overlap (first fit, in order); ``None`` boxes
     (empty objects) are left out.

@@ -1,10 +1,10 @@
 """Reading source images as :class:`Sample` objects: pixels through the one image reader, one mask per object
 through the one rasteriser.
 
-Each annotation goes through ``annotation_to_rle`` and is decoded by pycocotools; only the object's box is copied
-into its plane (the rest stays zero) and the boxes, read from the RLE, travel with the sample. A per-process cache
-keeps each object's box crop, so an image used by several outputs (mosaic tiles, copy-paste donors) is rasterised
-once per worker.
+Each annotation goes through ``annotation_to_rle``; its box is read from the RLE and only the mask inside the box
+is decoded (from the RLE's run lengths, ``core.rle_counts.rle_crop``) and copied into its plane (the rest stays
+zero); the boxes travel with the sample. A per-process cache keeps each object's box crop, so an image used by
+several outputs (mosaic tiles, copy-paste donors) is rasterised once per worker.
 
 Copy-paste donors give only their objects: :func:`load_donor` keeps the pixels around each wanted object's box
 (:data:`DONOR_MARGIN`) in a per-process cache too, so a donor object pasted again, as rare objects are, costs no
@@ -83,14 +83,18 @@ def boxed_objects(ds: Dataset, image_id: Any, size_hw: tuple[int, int], ann_ids:
     process (see ``clear_crops``).
     """
     h, w = size_hw
-    kept = []
+    objects, boxes, crops = [], [], []
     for ann in wanted_annotations(ds, image_id, ann_ids):
-        row = _Row(ann, *object_entry(ann, h, w))
-        if window_yxyx is None or (row.box is not None and _meets(row.box, window_yxyx)):
-            kept.append(row)
-    _decode_crops(kept)
-    return BoxedObjects(tuple(object_record(r.ann, image_id) for r in kept), tuple(r.box for r in kept),
-                        tuple(r.crop for r in kept))
+        box, rle, crop = object_entry(ann, h, w)
+        if window_yxyx is not None and (box is None or not _meets(box, window_yxyx)):
+            continue
+        if crop is None and box is not None:
+            crop = rle_crop(rle, box)
+            _cache_crop(ann.get("id"), (box, rle, crop))
+        objects.append(object_record(ann, image_id))
+        boxes.append(box)
+        crops.append(crop)
+    return BoxedObjects(tuple(objects), tuple(boxes), tuple(crops))
 
 
 def wanted_annotations(ds: Dataset, image_id: Any, ann_ids: Sequence[Any] | None) -> list[dict[str, Any]]:
@@ -105,14 +109,6 @@ def wanted_annotations(ds: Dataset, image_id: Any, ann_ids: Sequence[Any] | None
 def object_record(ann: dict[str, Any], image_id: Any) -> ObjectRecord:
     """The :class:`ObjectRecord` of one annotation of ``image_id``."""
     return ObjectRecord(int(ann["category_id"]), int(ann.get("iscrowd", 0)), image_id, ann.get("id"))
-
-
-@dataclasses.dataclass
-class _Row:
-    ann: dict[str, Any]
-    box: tuple[int, int, int, int] | None
-    rle: dict[str, Any]
-    crop: npt.NDArray[np.bool_] | None
 
 
 #: per process, annotation id -> (box, RLE, the mask inside the box or None until needed); an image used by several
@@ -187,7 +183,7 @@ def load_donor(ds: Dataset, image_id: Any, ann_ids: Sequence[Any], order: str = 
     """
     record = image_record(ds, image_id)
     h, w = int(record["height"]), int(record["width"])
-    image = np.zeros((h, w, 3), dtype=np.uint8)  # pages that are never written are never touched
+    image = np.zeros((h, w, 3), dtype=np.uint8)  # only the patches are written, and only they are read
     sample = with_objects(ds, Sample(image, empty_masks(0, h, w), (), image_id, ()), ann_ids)
     keys = [(obj.source_annotation_id, order) for obj, box in zip(sample.objects, sample.boxes_yxyx, strict=True)
             if box is not None]
@@ -240,15 +236,6 @@ def object_entry(ann: dict[str, Any], h: int, w: int) -> tuple[tuple[int, int, i
     if key is not None:
         _CROPS[key] = entry
     return entry
-
-
-def _decode_crops(kept: list[_Row]) -> None:
-    """Fill in the missing crops of ``kept``, each decoded from its RLE's run lengths over its box only
-    (:func:`datatools.core.rle_counts.rle_crop`)."""
-    for row in kept:
-        if row.crop is None and row.box is not None:
-            row.crop = rle_crop(row.rle, row.box)
-            _cache_crop(row.ann.get("id"), (row.box, row.rle, row.crop))
 
 
 def _meets(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:

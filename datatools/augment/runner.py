@@ -100,29 +100,43 @@ class _Context:
     quality: int
     segmentation: Segmentation
 
+    @property
+    def order(self) -> str:
+        """Channel order of the pixels: as decoded and encoded when the op does not look at colour."""
+        return "rgb" if self.op.needs_rgb else "bgr"
 
-def _render_sample(ctx: _Context, plan: OutputPlan, rng: np.random.Generator, order: str) -> tuple[Sample, Any]:
+
+def _windowed(ctx: _Context, plan: OutputPlan, rng: np.random.Generator
+              ) -> tuple[list[Sample], Any, list[tuple[int, int, int, int] | None]]:
+    """For ops with ``windows``: the sources read without objects, the parameters drawn from their sizes, and per
+    source the window of it the output can show (None past the windows the op gives)."""
+    assert ctx.op.windows is not None
+    heads = [load_sample(ctx.ds, sid, objects=False, order=ctx.order) for sid in plan.sources]
+    params = ctx.op.sample_params(rng, heads, ctx.config, plan.choice)
+    windows = list(ctx.op.windows(params))
+    return heads, params, (windows + [None] * len(heads))[:len(heads)]
+
+
+def _render_sample(ctx: _Context, plan: OutputPlan, rng: np.random.Generator) -> tuple[Sample, Any]:
     """The output as a :class:`Sample` (image and a mask per object) and its parameters."""
     if ctx.op.windows is not None:  # parameters from the image sizes; then only objects that can be seen
-        heads = [load_sample(ctx.ds, sid, objects=False, order=order) for sid in plan.sources]
-        params = ctx.op.sample_params(rng, heads, ctx.config, plan.choice)
-        windows = ctx.op.windows(params)
-        samples = [with_objects(ctx.ds, head, ann, windows[i] if i < len(windows) else None)
-                   for i, (head, ann) in enumerate(zip(heads, plan.ann_ids, strict=True))]
+        heads, params, windows = _windowed(ctx, plan, rng)
+        samples = [with_objects(ctx.ds, head, ann, window)
+                   for head, ann, window in zip(heads, plan.ann_ids, windows, strict=True)]
         return ctx.op.apply(samples, params), params
-    samples = [load_donor(ctx.ds, sid, ann, order) if k and ctx.op.donors and ann is not None
-               else load_sample(ctx.ds, sid, ann, order=order)
+    samples = [load_donor(ctx.ds, sid, ann, ctx.order) if k and ctx.op.donors and ann is not None
+               else load_sample(ctx.ds, sid, ann, order=ctx.order)
                for k, (sid, ann) in enumerate(zip(plan.sources, plan.ann_ids, strict=True))]
     return ctx.op.run(samples, ctx.config, rng, plan.choice)
 
 
-def _render_moved(ctx: _Context, plan: OutputPlan, rng: np.random.Generator, order: str
+def _render_moved(ctx: _Context, plan: OutputPlan, rng: np.random.Generator
                   ) -> tuple[npt.NDArray[np.uint8], tuple[ObjectRecord, ...], list[dict[str, Any]], Any]:
     """For ops that only move pixels: the moved image, the objects and their RLE fields, each RLE moved on its run
     lengths (:mod:`datatools.augment._frames`), and the parameters (drawn exactly as :func:`_render_sample` draws
     them)."""
     (sid,), (ann_ids,) = plan.sources, plan.ann_ids
-    head = load_sample(ctx.ds, sid, objects=False, order=order)
+    head = load_sample(ctx.ds, sid, objects=False, order=ctx.order)
     params = ctx.op.sample_params(rng, [head], ctx.config, plan.choice)
     assert ctx.op.move is not None
     move = ctx.op.move(params, head.size_hw)
@@ -130,17 +144,15 @@ def _render_moved(ctx: _Context, plan: OutputPlan, rng: np.random.Generator, ord
     return move.image(head.image), objects, fields, params
 
 
-def _render_cut(ctx: _Context, plan: OutputPlan, rng: np.random.Generator, order: str
+def _render_cut(ctx: _Context, plan: OutputPlan, rng: np.random.Generator
                 ) -> tuple[npt.NDArray[np.uint8], tuple[ObjectRecord, ...], list[dict[str, Any]], Any]:
     """For ops that cut rectangles (``AugmentOp.cut``): the output image, its objects and their RLE fields, the
     objects carried as box crops from rasterisation to encoding (parameters drawn as :func:`_render_sample` draws
     them)."""
-    assert ctx.op.cut is not None and ctx.op.windows is not None
-    heads = [load_sample(ctx.ds, sid, objects=False, order=order) for sid in plan.sources]
-    params = ctx.op.sample_params(rng, heads, ctx.config, plan.choice)
-    windows = ctx.op.windows(params)
-    boxed = [boxed_objects(ctx.ds, head.image_id, head.size_hw, ann, windows[i] if i < len(windows) else None)
-             for i, (head, ann) in enumerate(zip(heads, plan.ann_ids, strict=True))]
+    assert ctx.op.cut is not None
+    heads, params, windows = _windowed(ctx, plan, rng)
+    boxed = [boxed_objects(ctx.ds, head.image_id, head.size_hw, ann, window)
+             for head, ann, window in zip(heads, plan.ann_ids, windows, strict=True)]
     image, out = ctx.op.cut([head.image for head in heads], boxed, params)
     return image, out.objects, crops_to_fields(out.boxes_yxyx, out.crops, image.shape[:2]), params
 
@@ -148,16 +160,15 @@ def _render_cut(ctx: _Context, plan: OutputPlan, rng: np.random.Generator, order
 def _render_one(ctx: _Context, item: tuple[int, OutputPlan, int]) -> dict[str, Any]:
     index, plan, seed = item
     rng = np.random.default_rng(seed)
-    order = "rgb" if ctx.op.needs_rgb else "bgr"  # pixels as decoded and encoded when colour does not matter
     rle = Segmentation(ctx.segmentation) is Segmentation.RLE
     if rle and ctx.op.move is not None:
-        image, objects, fields, params = _render_moved(ctx, plan, rng, order)
+        image, objects, fields, params = _render_moved(ctx, plan, rng)
         inexact = 0
     elif rle and ctx.op.cut is not None:
-        image, objects, fields, params = _render_cut(ctx, plan, rng, order)
+        image, objects, fields, params = _render_cut(ctx, plan, rng)
         inexact = 0
     else:
-        out, params = _render_sample(ctx, plan, rng, order)
+        out, params = _render_sample(ctx, plan, rng)
         image, objects = out.image, out.objects
         fields, inexact = masks_to_fields(out.masks, ctx.segmentation, out.boxes_yxyx)
     first = image_record(ctx.ds, plan.sources[0])
@@ -165,7 +176,7 @@ def _render_one(ctx: _Context, item: tuple[int, OutputPlan, int]) -> dict[str, A
                                                                   or ".png")
     rel = f"{ctx.op.name}/{ctx.op.name}_{index:06d}{ext}"
     # the folder is made beforehand
-    (ctx.images_dir / rel).write_bytes(encode_image(image, ext, ctx.quality, order))
+    (ctx.images_dir / rel).write_bytes(encode_image(image, ext, ctx.quality, ctx.order))
     anns = [{"category_id": obj.category_id, "iscrowd": obj.iscrowd, **f,
              "datatools": {"source_image_id": obj.source_image_id, "source_annotation_id": obj.source_annotation_id}}
             for f, obj in zip(fields, objects, strict=True)]
@@ -282,7 +293,7 @@ def _one_opencv_thread() -> Iterator[None]:
 
 def _donor_entries(ctx: _Context, job: tuple[Any, list[Any]]) -> list[Any]:
     image_id, ann_ids = job
-    return donor_cache_entries(ctx.ds, image_id, ann_ids, "rgb" if ctx.op.needs_rgb else "bgr")
+    return donor_cache_entries(ctx.ds, image_id, ann_ids, ctx.order)
 
 
 def _prefetch_donors(ctx: _Context, plans: Sequence[OutputPlan], workers: int | None) -> None:

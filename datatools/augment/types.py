@@ -131,14 +131,8 @@ class Sample:
         which = np.asarray(which, dtype=bool)
         if which.all():
             return self
-        objects = tuple(o for o, k in zip(self.objects, which, strict=True) if k)
-        masks = empty_masks(len(objects), *self.size_hw)
-        boxes = [self.boxes_yxyx[k] for k in np.flatnonzero(which)]
-        for i, (k, box) in enumerate(zip(np.flatnonzero(which), boxes, strict=True)):
-            if box is not None:  # only the box is copied; the rest of the plane stays zero
-                y0, x0, y1, x1 = box
-                masks[i, y0:y1, x0:x1] = self.masks[k, y0:y1, x0:x1]
-        return Sample(self.image, masks, objects, self.image_id, tuple(boxes))
+        kept = BoxedObjects.from_sample(self).select(np.flatnonzero(which).tolist())  # only boxes are copied
+        return Sample(self.image, kept.to_masks(self.size_hw), kept.objects, self.image_id, kept.boxes_yxyx)
 
 
 @dataclass(frozen=True)
@@ -171,6 +165,11 @@ class BoxedObjects:
         crops = tuple(None if b is None else sample.masks[k, b[0]:b[2], b[1]:b[3]]
                       for k, b in enumerate(sample.boxes_yxyx))
         return cls(sample.objects, sample.boxes_yxyx, crops)
+
+    def select(self, indices: Sequence[int]) -> BoxedObjects:
+        """Only the objects at ``indices``, in that order."""
+        return BoxedObjects(tuple(self.objects[k] for k in indices), tuple(self.boxes_yxyx[k] for k in indices),
+                            tuple(self.crops[k] for k in indices))
 
     def to_masks(self, size_hw: tuple[int, int]) -> npt.NDArray[np.bool_]:
         """The (N, H, W) mask stack (each crop pasted at its box, the rest False)."""

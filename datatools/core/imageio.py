@@ -104,7 +104,7 @@ _JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 
 def declared_size(data: npt.NDArray[np.uint8] | bytes) -> tuple[int, int] | None:
     """``(width, height)`` as a JPEG's first frame header or a PNG's IHDR declares them, read from the file's bytes
-    in a few microseconds (Pillow takes about 0.15 ms to open a JPEG header); ``None`` for any other format and for
+    in about 1 us (Pillow takes about 20 us to open a JPEG header); ``None`` for any other format and for
     any header that is not plainly well-formed (the caller falls back to Pillow, which names the problem).
 
     These are the sizes the decoders allocate for (libjpeg reads the first frame header; libpng the IHDR), so they
