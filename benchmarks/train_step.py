@@ -29,14 +29,14 @@ from pathlib import Path
 import torch
 
 from datatools.core.dataset import Dataset
-from train.augment import build_transform
-from train.config import Mode
-from train.data import MaskSource, SegmentationData
-from train.distributed import resolve_device
-from train.engine import default_loader_workers, make_loader
-from train.losses import build_loss
-from train.tta import TTA, normalize, predict_probs
-from train.weights import build_model
+from datatools_train.augment import build_transform
+from datatools_train.config import Mode
+from datatools_train.data import MaskSource, SegmentationData
+from datatools_train.distributed import resolve_device
+from datatools_train.engine import default_loader_workers, make_loader
+from datatools_train.losses import build_loss
+from datatools_train.tta import TTA, normalize, predict_probs
+from datatools_train.weights import build_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = REPO_ROOT / "examples" / "medical_waste" / "train"

@@ -1,8 +1,8 @@
-"""``python -m train ...`` (and ``torchrun -m train fit ...``): the same commands as ``datatools train``."""
+"""``python -m datatools_train ...`` (and ``torchrun -m datatools_train fit ...``): the same commands as ``datatools train``."""
 
 from __future__ import annotations
 
-from train.cli import app
+from .cli import app
 
 if __name__ == "__main__":
-    app(prog_name="python -m train")
+    app(prog_name="python -m datatools_train")

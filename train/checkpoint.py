@@ -11,7 +11,7 @@ from typing import Any
 
 from datatools.core.classes import ClassInfo, ClassMap
 from datatools.core.errors import UnreadableFileError
-from train.config import Mode
+from .config import Mode
 
 __all__ = ["FORMAT", "ModelSpec", "load_checkpoint", "model_from_checkpoint", "save_checkpoint"]
 
@@ -120,7 +120,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def model_from_checkpoint(ckpt: dict[str, Any], device: Any = "cpu") -> tuple[Any, ModelSpec]:
     """Rebuild the model of a checkpoint (eval mode, on ``device``) and return it with its spec."""
-    from train.model import create_model
+    from .model import create_model
 
     spec = ModelSpec.from_dict(ckpt["spec"])
     model = create_model(spec.arch, spec.encoder, classes=spec.num_outputs, weights=None)

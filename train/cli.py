@@ -1,4 +1,4 @@
-"""``datatools train fit|evaluate|predict|soup`` (also ``python -m train``).
+"""``datatools train fit|evaluate|predict|soup`` (also ``python -m datatools_train``).
 
 Thin: parse options, call the API in ``train.engine``, ``train.evaluate``, ``train.predict``, ``train.soup``, print.
 Importing this module does not import torch; each command imports what it needs when it runs.
@@ -26,7 +26,7 @@ from datatools.cli._common import (
 )
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError
-from train.config import LossName, Mode, Optimizer, Scheduler, TrainConfig
+from .config import LossName, Mode, Optimizer, Scheduler, TrainConfig
 
 app = typer.Typer(no_args_is_help=True, help="Train, evaluate, predict and soup segmentation_models_pytorch models "
                   "on datatools datasets.")
@@ -126,14 +126,14 @@ def fit_cmd(
 ) -> None:
     """Train a model; validate every epoch; keep best.pt by mIoU (multiclass) or Dice (multilabel).
 
-    Several GPUs: torchrun --nproc-per-node 4 -m train fit ... (DistributedDataParallel).
+    Several GPUs: torchrun --nproc-per-node 4 -m datatools_train fit ... (DistributedDataParallel).
 
     Example:
 
         datatools train fit --data ds/ --folds folds.parquet --fold 0 --arch Unet --encoder resnet34 \\
             --size 512 --epochs 30 --out runs/r34_f0
     """
-    from train.engine import fit
+    from .engine import fit
 
     try:
         config = TrainConfig(arch=arch, encoder=encoder, weights=weights, size=size, epochs=epochs, batch=batch,
@@ -181,14 +181,14 @@ def evaluate_cmd(
 
         datatools train evaluate --ckpt runs/r34_f0/best.pt --data ds/ --folds folds.parquet --fold 0 --out eval_f0/
     """
-    from train.evaluate import evaluate
-    from train.thresholds import parse_thresholds
+    from .evaluate import evaluate
+    from .thresholds import parse_thresholds
 
     ds = _dataset(ann, images, data, progress=progress)
     _, val = _split(ds, folds, fold)
     chosen = None
     if thresholds is not None:
-        from train.checkpoint import ModelSpec, load_checkpoint
+        from .checkpoint import ModelSpec, load_checkpoint
 
         chosen = parse_thresholds(thresholds, ModelSpec.from_dict(load_checkpoint(ckpt[0])["spec"]).names)
     result = evaluate(ckpt, val or ds, out, tta=tta, vote=vote, thresholds=chosen, worst=worst, batch=batch,
@@ -234,8 +234,8 @@ def predict_cmd(
         datatools train predict --ckpt runs/a/best.pt --ckpt runs/b/best.pt --images test/ --tta hflip,vflip \\
             --submission trash --out pred/
     """
-    from train.ensemble import items_from_dataset, items_from_folder
-    from train.predict import ProbsDtype, Submission, predict
+    from .ensemble import items_from_dataset, items_from_folder
+    from .predict import ProbsDtype, Submission, predict
 
     if ann is None and data is None:
         if images is None:
@@ -280,7 +280,7 @@ def soup_cmd(
         datatools train soup --ckpt runs/a/best.pt --ckpt runs/b/best.pt --data ds/ --folds folds.parquet \\
             --fold 0 --greedy --out soup/
     """
-    from train.soup import soup
+    from .soup import soup
 
     ds = _dataset(ann, images, data)
     _, val = _split(ds, folds, fold)

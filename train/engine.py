@@ -20,15 +20,15 @@ from typing import Any, cast
 from datatools.core.atomic import atomic_write_json, check_output_dir
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError, InvalidDatasetError
-from train.augment import build_transform
-from train.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
-from train.config import Mode, Optimizer, Scheduler, TrainConfig
-from train.data import MaskSource, SegmentationData, cache_dir_for, check_same_classes, detect_mode, seed_worker
-from train.distributed import Runtime, setup
-from train.losses import build_loss
-from train.metrics import MetricAccumulator, Scores
-from train.report import format_table, write_curves, write_history, write_per_class
-from train.tta import normalize
+from .augment import build_transform
+from .checkpoint import ModelSpec, load_checkpoint, save_checkpoint
+from .config import Mode, Optimizer, Scheduler, TrainConfig
+from .data import MaskSource, SegmentationData, cache_dir_for, check_same_classes, detect_mode, seed_worker
+from .distributed import Runtime, setup
+from .losses import build_loss
+from .metrics import MetricAccumulator, Scores
+from .report import format_table, write_curves, write_history, write_per_class
+from .tta import normalize
 
 __all__ = ["FitResult", "default_loader_workers", "fit", "make_loader", "validate"]
 
@@ -194,7 +194,7 @@ def fit(config: TrainConfig, train: Dataset, out: str | os.PathLike[str], *, val
     """
     import torch
 
-    from train.weights import build_model
+    from .weights import build_model
 
     out = Path(out)
     rt: Runtime = setup(config.device)

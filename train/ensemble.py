@@ -19,10 +19,10 @@ import numpy.typing as npt
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
 from datatools.core.imageio import IMAGE_EXTENSIONS, read_image, read_image_size
-from train.checkpoint import ModelSpec, load_checkpoint, model_from_checkpoint
-from train.config import Mode
-from train.distributed import resolve_device
-from train.tta import TTA, normalize, predict_probs
+from .checkpoint import ModelSpec, load_checkpoint, model_from_checkpoint
+from .config import Mode
+from .distributed import resolve_device
+from .tta import TTA, normalize, predict_probs
 
 __all__ = ["Ensemble", "Item", "Prediction", "items_from_dataset", "items_from_folder"]
 
@@ -199,7 +199,7 @@ class Ensemble:
         import torch
         import torch.nn.functional as F
 
-        from train.engine import default_loader_workers
+        from .engine import default_loader_workers
 
         workers = default_loader_workers() if workers is None else workers
         loader: Any = torch.utils.data.DataLoader(cast(Any, _Images(items, self.spec.size)), batch_size=batch,

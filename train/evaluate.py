@@ -29,11 +29,11 @@ from datatools.core.classes import IGNORE_INDEX
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
 from datatools.core.imageio import encode_image, read_image
-from train.ensemble import Ensemble, items_from_dataset
-from train.metrics import MetricAccumulator, Scores, scores_from_counts
-from train.report import format_table, write_per_class
-from train.thresholds import ThresholdSearch
-from train.tta import TTA
+from .ensemble import Ensemble, items_from_dataset
+from .metrics import MetricAccumulator, Scores, scores_from_counts
+from .report import format_table, write_per_class
+from .thresholds import ThresholdSearch
+from .tta import TTA
 
 __all__ = ["EvalResult", "evaluate", "search_thresholds"]
 
@@ -53,7 +53,7 @@ class EvalResult:
 def _target(ens: Ensemble, dataset: Dataset, image: dict[str, Any], overlap: str) -> Any:
     import torch
 
-    from train.data import MaskSource, load_mask
+    from .data import MaskSource, load_mask
 
     mask = load_mask(MaskSource(dataset), image, ens.mode, overlap, dataset.class_map())
     t = torch.from_numpy(np.ascontiguousarray(mask.transpose(2, 0, 1) if mask.ndim == 3 else mask))
@@ -61,7 +61,7 @@ def _target(ens: Ensemble, dataset: Dataset, image: dict[str, Any], overlap: str
 
 
 def _overlap(ens: Ensemble) -> str:
-    from train.checkpoint import load_checkpoint
+    from .checkpoint import load_checkpoint
 
     return str(load_checkpoint(ens.paths[0]).get("config", {}).get("overlap", "smaller-on-top"))
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from datatools.core.classes import IGNORE_INDEX
-from train.config import Mode
+from .config import Mode
 
 __all__ = ["MetricAccumulator", "Scores", "metric_name", "stats"]
 

@@ -32,10 +32,10 @@ from datatools.core.imageio import encode_palette_png
 from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
 from datatools.formats.submission import write_class_ids_csv, write_rle_csv
 from datatools.formats.submission_dir import SubmissionStyle
-from train.config import Mode
-from train.ensemble import Ensemble, Item
-from train.thresholds import parse_thresholds
-from train.tta import TTA
+from .config import Mode
+from .ensemble import Ensemble, Item
+from .thresholds import parse_thresholds
+from .tta import TTA
 
 __all__ = ["ProbsDtype", "PredictResult", "Submission", "load_probs", "predict", "read_prediction"]
 
@@ -184,7 +184,7 @@ def predict(
             if val is None:
                 raise InvalidDatasetError("--thresholds auto needs a validation set (--val-ann/--val-images or "
                                           "--val-data)")
-            from train.evaluate import search_thresholds
+            from .evaluate import search_thresholds
 
             chosen = search_thresholds(ens, val, tta=tta, batch=batch, workers=workers, progress=progress)
         else:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from datatools.core.atomic import atomic_write_bytes, atomic_write_text
-from train.metrics import Scores
+from .metrics import Scores
 
 __all__ = ["format_table", "write_curves", "write_history", "write_per_class"]
 

@@ -17,11 +17,11 @@ from typing import Any
 from datatools.core.atomic import atomic_write_json, output_dir
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
-from train.augment import build_transform
-from train.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
-from train.data import MaskSource, SegmentationData
-from train.distributed import resolve_device
-from train.metrics import Scores, metric_name
+from .augment import build_transform
+from .checkpoint import ModelSpec, load_checkpoint, save_checkpoint
+from .data import MaskSource, SegmentationData
+from .distributed import resolve_device
+from .metrics import Scores, metric_name
 
 __all__ = ["SoupResult", "average_states", "soup"]
 
@@ -75,8 +75,8 @@ def soup(ckpts: Sequence[str | os.PathLike[str]], val: Dataset, out: str | os.Pa
         >>> res = soup(["runs/a/best.pt", "runs/b/best.pt"], ds.subset(val_ids), "soup/", greedy=True)
         >>> res.uniform, res.greedy
     """
-    from train.engine import make_loader, validate
-    from train.model import create_model
+    from .engine import make_loader, validate
+    from .model import create_model
 
     if len(ckpts) < 2:
         raise InvalidDatasetError("a soup needs at least two --ckpt")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from train.config import Mode
+from .config import Mode
 
 __all__ = ["TTA", "normalize", "predict_probs"]
 

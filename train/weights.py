@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from datatools.core.errors import DatatoolsError, UnreadableFileError
-from train.model import create_model
+from .model import create_model
 
 __all__ = ["WeightsUnavailableError", "build_model"]
 

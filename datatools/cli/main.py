@@ -11,7 +11,7 @@ from datatools.cli import augment, convert, folds
 from datatools.cli.eda import eda
 from datatools.cli.validate import validate
 from datatools.core.allocator import keep_freed_memory
-from train.cli import app as train_app  # imports no torch until a train command runs
+from datatools_train.cli import app as train_app  # imports no torch until a train command runs
 
 app = typer.Typer(
     name="datatools",

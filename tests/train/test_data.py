@@ -19,13 +19,13 @@ from datatools.core.dataset import Dataset  # noqa: E402
 from datatools.core.errors import InvalidDatasetError  # noqa: E402
 from datatools.core.masks import mask_to_rle, rasterize_multilabel, rasterize_semantic  # noqa: E402
 from datatools.formats.mask_dir import coco_to_mask_dir  # noqa: E402
-from train import data as data_module  # noqa: E402
-from train.augment import build_transform, load_pipeline  # noqa: E402
-from train.checkpoint import ModelSpec, load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: E402
-from train.config import Mode  # noqa: E402
-from train.data import MaskSource, SegmentationData, check_same_classes, detect_mode  # noqa: E402
-from train.engine import _without_leaks  # noqa: E402
-from train.model import create_model  # noqa: E402
+from datatools_train import data as data_module  # noqa: E402
+from datatools_train.augment import build_transform, load_pipeline  # noqa: E402
+from datatools_train.checkpoint import ModelSpec, load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: E402
+from datatools_train.config import Mode  # noqa: E402
+from datatools_train.data import MaskSource, SegmentationData, check_same_classes, detect_mode  # noqa: E402
+from datatools_train.engine import _without_leaks  # noqa: E402
+from datatools_train.model import create_model  # noqa: E402
 
 pytestmark = pytest.mark.train
 

@@ -23,8 +23,8 @@ from datatools.core.classes import ClassMap  # noqa: E402
 from datatools.core.dataset import Dataset  # noqa: E402
 from datatools.core.masks import rasterize_multilabel, rasterize_semantic  # noqa: E402
 from datatools.formats.submission import read_class_ids_csv, read_rle_csv  # noqa: E402
-from train.checkpoint import load_checkpoint  # noqa: E402
-from train.predict import load_probs, read_prediction  # noqa: E402
+from datatools_train.checkpoint import load_checkpoint  # noqa: E402
+from datatools_train.predict import load_probs, read_prediction  # noqa: E402
 
 pytestmark = pytest.mark.train
 runner = CliRunner()

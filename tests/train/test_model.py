@@ -5,7 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("segmentation_models_pytorch")
 
-from train import create_model  # noqa: E402
+from datatools_train import create_model  # noqa: E402
 
 
 @pytest.mark.train

@@ -11,12 +11,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("segmentation_models_pytorch")
 
 from datatools.core.errors import DatatoolsError, InvalidDatasetError  # noqa: E402
-from train.config import LossName, Mode, TrainConfig  # noqa: E402
-from train.losses import build_loss  # noqa: E402
-from train.metrics import MetricAccumulator  # noqa: E402
-from train.soup import average_states  # noqa: E402
-from train.thresholds import ThresholdSearch, parse_thresholds  # noqa: E402
-from train.tta import TTA, predict_probs  # noqa: E402
+from datatools_train.config import LossName, Mode, TrainConfig  # noqa: E402
+from datatools_train.losses import build_loss  # noqa: E402
+from datatools_train.metrics import MetricAccumulator  # noqa: E402
+from datatools_train.soup import average_states  # noqa: E402
+from datatools_train.thresholds import ThresholdSearch, parse_thresholds  # noqa: E402
+from datatools_train.tta import TTA, predict_probs  # noqa: E402
 
 pytestmark = pytest.mark.train
 
@@ -157,7 +157,7 @@ def test_config_checks_and_round_trip() -> None:
 def test_imagenet_without_network_fails_at_once_with_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     import time
 
-    from train import weights
+    from datatools_train import weights
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache: nothing to fall back on
     import huggingface_hub.constants as hub
@@ -174,7 +174,7 @@ def test_imagenet_without_network_fails_at_once_with_the_fix(monkeypatch: pytest
 
 
 def test_weights_file_whole_model_or_encoder(tmp_path) -> None:
-    from train.weights import build_model
+    from datatools_train.weights import build_model
 
     torch.manual_seed(0)
     source = build_model("FPN", "resnet18", 3, "none")
@@ -192,7 +192,7 @@ def test_weights_file_whole_model_or_encoder(tmp_path) -> None:
 
 
 def test_lr_schedules_warm_up_then_decay_to_zero() -> None:
-    from train.engine import _lr_lambda
+    from datatools_train.engine import _lr_lambda
 
     cosine = _lr_lambda(TrainConfig(warmup=0.1, scheduler="cosine"), 100)
     assert [cosine(s) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
