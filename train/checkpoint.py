@@ -11,6 +11,7 @@ from typing import Any
 
 from datatools.core.classes import ClassInfo, ClassMap
 from datatools.core.errors import UnreadableFileError
+
 from .config import Mode
 
 __all__ = ["FORMAT", "ModelSpec", "load_checkpoint", "model_from_checkpoint", "save_checkpoint"]

@@ -26,6 +26,7 @@ from datatools.cli._common import (
 )
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError
+
 from .config import LossName, Mode, Optimizer, Scheduler, TrainConfig
 
 app = typer.Typer(no_args_is_help=True, help="Train, evaluate, predict and soup segmentation_models_pytorch models "

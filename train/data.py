@@ -24,6 +24,7 @@ from datatools.core.errors import InvalidDatasetError
 from datatools.core.imageio import encode_palette_png, read_image
 from datatools.core.masks import rasterize_multilabel, rasterize_semantic, rle_to_mask
 from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
+
 from .config import Mode
 
 __all__ = ["MaskSource", "SegmentationData", "check_same_classes", "detect_mode", "load_mask"]

@@ -20,6 +20,7 @@ from typing import Any, cast
 from datatools.core.atomic import atomic_write_json, check_output_dir
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError, InvalidDatasetError
+
 from .augment import build_transform
 from .checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from .config import Mode, Optimizer, Scheduler, TrainConfig

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
 from datatools.core.imageio import IMAGE_EXTENSIONS, read_image, read_image_size
+
 from .checkpoint import ModelSpec, load_checkpoint, model_from_checkpoint
 from .config import Mode
 from .distributed import resolve_device

@@ -29,6 +29,7 @@ from datatools.core.classes import IGNORE_INDEX
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
 from datatools.core.imageio import encode_image, read_image
+
 from .ensemble import Ensemble, items_from_dataset
 from .metrics import MetricAccumulator, Scores, scores_from_counts
 from .report import format_table, write_per_class

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from datatools.core.classes import IGNORE_INDEX
+
 from .config import LossName, Mode
 
 __all__ = ["build_loss"]

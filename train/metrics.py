@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from datatools.core.classes import IGNORE_INDEX
+
 from .config import Mode
 
 __all__ = ["MetricAccumulator", "Scores", "metric_name", "stats"]

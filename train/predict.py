@@ -32,6 +32,7 @@ from datatools.core.imageio import encode_palette_png
 from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
 from datatools.formats.submission import write_class_ids_csv, write_rle_csv
 from datatools.formats.submission_dir import SubmissionStyle
+
 from .config import Mode
 from .ensemble import Ensemble, Item
 from .thresholds import parse_thresholds

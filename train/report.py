@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from datatools.core.atomic import atomic_write_bytes, atomic_write_text
+
 from .metrics import Scores
 
 __all__ = ["format_table", "write_curves", "write_history", "write_per_class"]

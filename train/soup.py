@@ -17,6 +17,7 @@ from typing import Any
 from datatools.core.atomic import atomic_write_json, output_dir
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
+
 from .augment import build_transform
 from .checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from .data import MaskSource, SegmentationData

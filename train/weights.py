@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from datatools.core.errors import DatatoolsError, UnreadableFileError
+
 from .model import create_model
 
 __all__ = ["WeightsUnavailableError", "build_model"]
