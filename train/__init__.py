@@ -1,4 +1,5 @@
-"""datatools_train (the folder train/): a thin segmentation_models_pytorch trainer over datatools datasets (extra ``[train]``).
+"""datatools_train (the folder train/): a thin segmentation_models_pytorch trainer over datatools datasets
+(extra ``[train]``).
 
 Importing this package does not import torch; the modules that build models do, when they are used.
 """

@@ -1,4 +1,5 @@
-"""``python -m datatools_train ...`` (and ``torchrun -m datatools_train fit ...``): the same commands as ``datatools train``."""
+"""``python -m datatools_train ...`` (and ``torchrun -m datatools_train fit ...``): the commands of
+``datatools train``."""
 
 from __future__ import annotations
 
