@@ -1,8 +1,8 @@
 """Devices and several GPUs: torchrun + DistributedDataParallel, nothing home-made.
 
 ``torchrun --nproc-per-node 4 -m datatools_train fit ...`` sets ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``; each
-process then trains on its share of every epoch (``DistributedSampler``), gradients are averaged by DDP, metric counts are
-summed with ``all_reduce``, and only rank 0 writes files and prints.
+process then trains on its share of every epoch (``DistributedSampler``), gradients are averaged by DDP, metric
+counts are summed with ``all_reduce``, and only rank 0 writes files and prints.
 """
 
 from __future__ import annotations
