@@ -72,6 +72,9 @@ def folds(
     max_distance: MaxDistanceOpt = FoldConfig.max_distance,
     refine: Annotated[bool, typer.Option("--refine/--no-refine", help="Polish the iterative stratification by "
                                          "moving and swapping whole groups.")] = FoldConfig.refine,
+    ignore_provenance: Annotated[bool, typer.Option("--ignore-provenance", help="Let images made by `datatools "
+                                                    "augment` (images[].datatools.sources) land in another fold than "
+                                                    "their sources (leaks; warns).")] = not FoldConfig.provenance,
     skip_invalid: SkipInvalidOpt = False,
     workers: WorkersOpt = None,
     overwrite: OverwriteOpt = False,
@@ -83,7 +86,9 @@ def folds(
     field kept), balance.csv and balance.png (per class and fold: share of images / instances / pixels and the
     deviation from the whole dataset) and summary.json. Pixels are annotation areas with --ann alone and
     rasterised masks when --images (or --data) is given. Every class held by at least k groups is in every
-    validation fold; a warning names each class for which that cannot hold.
+    validation fold; a warning names each class for which that cannot hold. Images made by `datatools augment`
+    (images[].datatools.sources) stay in the fold of the images they were made from, transitively, unless
+    --ignore-provenance.
 
     Example:
 
@@ -108,7 +113,8 @@ def folds(
         raise typer.BadParameter("duplicates reads the images: give --images", param_hint="--group-by")
     ds, have_images = _load(ann, images, data, skip_invalid, workers, progress)
     config = FoldConfig(k=k, seed=seed, stratify=stratify, group_by=specs, max_distance=max_distance, refine=refine,
-                        pixel_source=PixelSource.MASKS if have_images else PixelSource.AREA)
+                        pixel_source=PixelSource.MASKS if have_images else PixelSource.AREA,
+                        provenance=not ignore_provenance)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the result carries them; printed once below
         result = make_folds(ds, out, config, overwrite=overwrite, workers=workers, progress=progress)
@@ -121,6 +127,8 @@ def folds(
     typer.echo(f"wrote {k} folds of {len(a.table)} images in {a.n_groups} groups to {result.out} "
                f"(validation images per fold: {'/'.join(map(str, sizes))})")
     typer.echo(f"largest class-share deviation of a validation fold, in points: {devs}")
+    if a.grouping is not None and (a.grouping.derived or not a.grouping.provenance):
+        typer.echo(a.grouping.provenance_line())
 
 
 def _print_report(report: CheckReport) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from datatools.folds.api import FoldAssignment, FoldConfig, FoldsResult, assign_folds, make_folds
 from datatools.folds.balance import balance_table, max_share_deviation, plot_balance
 from datatools.folds.check import CheckReport, Leak, check_folds, check_train_val
-from datatools.folds.groups import ROBOFLOW_REGEX, GroupKind, GroupSpec, image_groups
+from datatools.folds.groups import ROBOFLOW_REGEX, GroupKind, GroupSpec, ImageGroups, image_groups
 from datatools.folds.labels import ImageLabels, PixelSource, Stratify, image_labels
 from datatools.folds.phash import hamming_pairs, hash_files, phash_variants
+from datatools.folds.provenance import Provenance, read_provenance
 from datatools.folds.refine import balance_objective, refine_folds
 from datatools.folds.split import GroupSplit, coverage_repair, iterative_stratification, split_groups
 
@@ -24,9 +25,11 @@ __all__ = [
     "GroupKind",
     "GroupSpec",
     "GroupSplit",
+    "ImageGroups",
     "ImageLabels",
     "Leak",
     "PixelSource",
+    "Provenance",
     "Stratify",
     "assign_folds",
     "balance_objective",
@@ -43,6 +46,7 @@ __all__ = [
     "max_share_deviation",
     "phash_variants",
     "plot_balance",
+    "read_provenance",
     "refine_folds",
     "split_groups",
 ]

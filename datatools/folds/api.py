@@ -17,7 +17,7 @@ from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
 from datatools.core.folds_table import FOLD_COLUMNS
 from datatools.folds.balance import MEASURES, balance_table, plot_balance
-from datatools.folds.groups import GroupSpec, group_codes, image_groups
+from datatools.folds.groups import GroupSpec, ImageGroups, group_codes, image_groups
 from datatools.folds.labels import ImageLabels, PixelSource, Stratify, image_labels
 from datatools.folds.phash import DEFAULT_MAX_DISTANCE
 from datatools.folds.split import split_groups
@@ -45,6 +45,8 @@ class FoldConfig:
         pixel_source: pixels from annotation ``area`` fields, or from rasterised masks.
         max_distance: ``duplicates`` grouping: largest pHash distance of near-duplicates (of 64 bits).
         refine: polish the iterative stratification by moving and swapping groups.
+        provenance: keep each derived image (``images[].datatools.sources``) in the fold of its sources,
+            transitively; False lets them leak (with a warning).
 
     Example:
         >>> FoldConfig(k=5, seed=42, group_by=("regex:^(.*)_jpg\\\\.rf\\\\.",)).specs[0].kind.value
@@ -58,6 +60,7 @@ class FoldConfig:
     pixel_source: PixelSource | str = PixelSource.AREA
     max_distance: int = DEFAULT_MAX_DISTANCE
     refine: bool = True
+    provenance: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stratify", Stratify(self.stratify))
@@ -85,6 +88,7 @@ class FoldAssignment:
         config: the configuration used.
         n_groups: number of groups.
         warnings: classes that cannot be in every validation fold, and grouping notes.
+        grouping: the groups and what provenance joined.
     """
 
     table: pd.DataFrame
@@ -92,6 +96,7 @@ class FoldAssignment:
     config: FoldConfig
     n_groups: int
     warnings: tuple[str, ...] = ()
+    grouping: ImageGroups | None = None
 
     @property
     def folds(self) -> npt.NDArray[np.int64]:
@@ -153,8 +158,9 @@ def assign_folds(
     config = config or FoldConfig()
     ids = _image_ids(ds)
     labels = image_labels(ds, config.pixel_source, workers=workers, progress=progress)
-    groups, notes = image_groups(ds, config.specs, max_distance=config.max_distance, workers=workers,
-                                 progress=progress)
+    grouping = image_groups(ds, config.specs, provenance=config.provenance, max_distance=config.max_distance,
+                            workers=workers, progress=progress)
+    groups = grouping.groups
     codes, _ = group_codes(groups)
     split = split_groups(labels.weights(config.stratify), labels.presence, codes, config.k, seed=config.seed,
                          class_names=labels.class_names, refine=config.refine)
@@ -164,10 +170,39 @@ def assign_folds(
         "group": pd.Series(groups, dtype=object),
         "fold": pd.Series(split.folds, dtype="int64"),
     })[list(FOLD_COLUMNS)]
-    messages = tuple(notes) + tuple(split.warnings)
+    messages = tuple(grouping.notes) + _grouping_warnings(grouping, codes, config.k) + tuple(split.warnings)
     for message in messages:
         warnings.warn(message, stacklevel=2)
-    return FoldAssignment(table, labels, config, split.n_groups, messages)
+    return FoldAssignment(table, labels, config, split.n_groups, messages, grouping)
+
+
+def _grouping_warnings(grouping: ImageGroups, codes: npt.NDArray[np.int64], k: int) -> tuple[str, ...]:
+    out = []
+    if not grouping.provenance:
+        out.append(f"provenance ignored: {grouping.derived} derived image(s) may land in another fold than the "
+                   "images they were made from (leakage; `datatools folds check` lists the pairs)")
+    sizes = np.bincount(codes) if len(codes) else np.zeros(0, dtype=np.int64)
+    if len(sizes) and sizes.max() > len(codes) / k:
+        big = int(sizes.argmax())
+        name = grouping.groups[int(np.flatnonzero(codes == big)[0])]
+        text = (f"group {name!r} holds {int(sizes[big])} of {len(codes)} images, more than a fold's share "
+                f"(1/{k}): the folds cannot be of equal size")
+        if grouping.joined:
+            text += ("; provenance joined groups into it (outputs made from images drawn across the dataset, "
+                     "e.g. mosaics): make the folds first, then augment each fold's training images "
+                     "(`datatools augment ... --folds folds.parquet --fold i`)")
+        out.append(text)
+    return tuple(out)
+
+
+def _provenance_summary(grouping: ImageGroups | None) -> dict[str, Any]:
+    """How many groups provenance joined (see :class:`~datatools.folds.groups.ImageGroups`)."""
+    if grouping is None:
+        return {}
+    return {"followed": grouping.provenance, "derived_images": grouping.derived,
+            "derived_with_sources_outside": grouping.unresolved,
+            "groups_without_provenance": grouping.groups_without_provenance, "groups_joined": grouping.joined,
+            "joined_into": grouping.joined_into, "groups": grouping.n_groups}
 
 
 def _summary(ds: Dataset, assignment: FoldAssignment, balance: pd.DataFrame) -> dict[str, Any]:
@@ -179,6 +214,7 @@ def _summary(ds: Dataset, assignment: FoldAssignment, balance: pd.DataFrame) -> 
         "seed": config.seed,
         "stratify": Stratify(config.stratify).value,
         "group_by": [str(s) for s in config.specs],
+        "provenance": _provenance_summary(assignment.grouping),
         "pixel_source": PixelSource(config.pixel_source).value,
         "images": len(table),
         "groups": assignment.n_groups,
@@ -244,8 +280,11 @@ def make_folds(
         (tmp / BALANCE_FILE).write_text(balance.to_csv(index=False, float_format="%.6f", lineterminator="\n"),
                                         encoding="utf-8")
         groups = f", groups: {', '.join(str(s) for s in config.specs)}" if config.group_by else ""
+        grouping = assignment.grouping
+        prov = f"; {grouping.provenance_line()}" if grouping is not None and (grouping.derived or
+                                                                              not grouping.provenance) else ""
         plot_balance(balance, tmp / PLOT_FILE, k=k, title=f"{len(table)} images, k={k}, "
-                     f"stratify={Stratify(config.stratify).value}{groups}, seed={config.seed}")
+                     f"stratify={Stratify(config.stratify).value}{groups}, seed={config.seed}{prov}")
         atomic_write_json(tmp / SUMMARY_FILE, _summary(ds, assignment, balance), indent=2)
         files += [BALANCE_FILE, PLOT_FILE, SUMMARY_FILE]
     return FoldsResult(Path(out), assignment, balance, tuple(files))

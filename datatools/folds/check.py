@@ -5,6 +5,9 @@ that are one image in truth:
 
 * ``same-file``: the same ``file_name`` under the same image root;
 * ``exact-duplicate``: files with identical bytes (needs the images);
+* ``provenance``: an image made by ``datatools augment`` and an image it was made from, directly or through other
+  images (``images[].datatools.sources``), or two images made from one source that is not in the split (needs
+  the annotations); the detail names the ops, e.g. ``provenance: flip of copy-paste of it``;
 * ``near-duplicate``: perceptual hashes within ``max_distance`` bits, flips and 90-degree rotations included, so
   a re-encoded, resized, flipped or rotated copy under another name is found (needs the images);
 * ``group``: the same group (the folds table's ``group`` column, or a ``--group-by`` grouping).
@@ -30,6 +33,7 @@ from datatools.core.paths import resolve_under
 from datatools.folds.groups import GroupKind, GroupSpec, image_groups
 from datatools.folds.labels import image_labels
 from datatools.folds.phash import DEFAULT_MAX_DISTANCE, hamming_pairs, hash_files
+from datatools.folds.provenance import Provenance, read_provenance
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["CheckReport", "Leak", "check_folds", "check_train_val"]
 
 #: Leak kinds from the most to the least certain; a pair found several ways is listed under the first.
-LEAK_KINDS = ("same-file", "exact-duplicate", "near-duplicate", "group")
+LEAK_KINDS = ("same-file", "exact-duplicate", "provenance", "near-duplicate", "group")
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ class _Universe:
     groupings: list[tuple[str, list[str]]] = field(default_factory=list)
     presence: npt.NDArray[np.bool_] | None = None
     class_names: tuple[str, ...] = ()
+    provenance: Provenance | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def _specs(group_by: Sequence[GroupSpec | str]) -> list[GroupSpec]:
@@ -130,7 +136,7 @@ def _audit(u: _Universe, max_distance: int, workers: int | None, progress: bool)
     def add(i: int, j: int, kind: str, text: str) -> None:
         reasons.setdefault((min(i, j), max(i, j)), []).append((LEAK_KINDS.index(kind), text))
 
-    notes = []
+    notes = list(u.notes)
     if u.same_root:
         for i, j, _ in _key_pairs(u.files, u.part):
             add(i, j, "same-file", "same file")
@@ -143,6 +149,9 @@ def _audit(u: _Universe, max_distance: int, workers: int | None, progress: bool)
                 add(i, j, "near-duplicate", f"near-duplicate (pHash distance {dist})")
     else:
         notes.append("exact and near-duplicate leakage not checked: give --images")
+    if u.provenance is not None:
+        for i, j, text in _provenance_pairs(u.provenance, u.ids, u.part):
+            add(i, j, "provenance", text)
     for name, keys in u.groupings:
         for i, j, key in _key_pairs(keys, u.part):
             add(i, j, "group", f"{name} {key!r}")
@@ -157,6 +166,27 @@ def _audit(u: _Universe, max_distance: int, workers: int | None, progress: bool)
     if u.presence is None:
         notes.append("class coverage not checked: give the annotations (--ann or --data)")
     return CheckReport(tuple(leaks), tuple(coverage), tuple(notes), len(u.ids), len(u.side_names), counts)
+
+
+def _provenance_pairs(p: Provenance, ids: Sequence[Any], part: npt.NDArray[np.int64]
+                      ) -> list[tuple[int, int, str]]:
+    """Derived image and ancestor on opposite sides; images made from one outside source on opposite sides."""
+    out = []
+    ancestors = {i: p.ancestors(i) for i, op in enumerate(p.ops) if op is not None}
+    by_root: dict[Any, list[int]] = {}
+    for i, found in ancestors.items():
+        for a, chain in found.items():
+            if part[a] != part[i]:
+                out.append((i, a, f"provenance: id {ids[i]} is a {' of '.join(chain)} of id {ids[a]}"))
+        for root in p.missing_roots(i):
+            by_root.setdefault(root, []).append(i)
+    for root, members in by_root.items():
+        shown = root[-1] if isinstance(root, tuple) else root  # (file, id) when two files' ids overlap
+        for n, i in enumerate(members):
+            out += [(i, j, f"provenance: both made from image id {shown}, which is not in the split")
+                    for j in members[n + 1:]
+                    if part[i] != part[j] and j not in ancestors[i] and i not in ancestors[j]]
+    return out
 
 
 def _coverage(u: _Universe) -> list[str]:
@@ -259,14 +289,15 @@ def check_folds(
     ds = ds if ds is not None else _beside(path, k)
     if ds is not None:
         u.presence, u.class_names = _presence_by_id(ds, ids, str(path))
-        if specs:
-            by_id = {img["id"]: img for img in ds.images}
-            sub = Dataset({**ds.coco, "images": [by_id[i] for i in ids]}, Path(images or ds.image_root), ds.source)
-            for spec in specs:
-                keys, _ = image_groups(sub, [spec])
-                u.groupings.append((str(spec), keys))
+        by_id = {img["id"]: img for img in ds.images}
+        sub = Dataset({**ds.coco, "images": [by_id[i] for i in ids]}, Path(images or ds.image_root), ds.source)
+        u.provenance = read_provenance(sub.images, str(ds.source))
+        for spec in specs:
+            u.groupings.append((str(spec), image_groups(sub, [spec], provenance=False).groups))
     elif specs:
         raise InvalidDatasetError(f"{path}: --group-by needs the annotations (--ann or --data)")
+    else:
+        u.notes.append("provenance leakage not checked: give the annotations (--ann or --data)")
     return _audit(u, max_distance, workers, progress)
 
 
@@ -306,9 +337,11 @@ def check_train_val(
     if images:
         u.paths = [train.image_path(i) for i in train.images] + [val.image_path(i) for i in val.images]
     for spec in specs:
-        keys_t, _ = image_groups(train, [spec])
-        keys_v, _ = image_groups(val, [spec])
+        keys_t = image_groups(train, [spec], provenance=False).groups
+        keys_v = image_groups(val, [spec], provenance=False).groups
         u.groupings.append((str(spec), keys_t + keys_v))
+    u.provenance, note = _train_val_provenance(train, val)
+    u.notes += [note] if note else []
     lt, lv = image_labels(train), image_labels(val)
     if lt.class_names == lv.class_names:
         u.presence = np.concatenate([lt.presence, lv.presence])
@@ -319,6 +352,25 @@ def check_train_val(
                                      _by_name(lv.presence, lv.class_names, names)])
         u.class_names = tuple(names)
     return _audit(u, max_distance, workers, progress)
+
+
+def _train_val_provenance(train: Dataset, val: Dataset) -> tuple[Provenance, str]:
+    """Provenance over both files. Sources are image ids of the dataset an op read; they are followed into the
+    other file only when the two files' ids do not overlap (one id space, e.g. both cut from one dataset)."""
+    if not {i["id"] for i in train.images} & {i["id"] for i in val.images}:
+        return read_provenance(train.images + val.images, f"{train.source} + {val.source}"), ""
+    pt, pv = read_provenance(train.images, str(train.source)), read_provenance(val.images, str(val.source))
+    n = len(train.images)
+    # sources outside their own file are told apart by file, so that train's and val's id 3 are not one image
+    both = Provenance(pt.ops + pv.ops, pt.parents + tuple(tuple(p + n for p in ps) for ps in pv.parents),
+                      tuple(tuple(("train", s) for s in m) for m in pt.missing)
+                      + tuple(tuple(("val", s) for s in m) for m in pv.missing))
+    note = ""
+    if pt.unresolved or pv.unresolved:
+        note = (f"provenance across --train and --val not followed: their image ids overlap, so a source id "
+                f"cannot name an image of the other file ({pt.unresolved + pv.unresolved} derived image(s) with "
+                "sources outside their file)")
+    return both, note
 
 
 def _by_name(presence: npt.NDArray[np.bool_], names: Sequence[str], all_names: Sequence[str]) -> npt.NDArray[np.bool_]:

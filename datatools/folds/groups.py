@@ -11,7 +11,10 @@ A grouping is written as a string (the ``--group-by`` value):
   ``regex:^(.*)_(jpg|jpeg|png)\\.rf\\.`` groups them. Names that do not match are groups of their own;
 * ``duplicates``: near-duplicate images (perceptual hash, flips and rotations included) are grouped together.
 
-Several groupings combine: images that share a group under any of them end up in one group.
+Several groupings combine: images that share a group under any of them end up in one group. Provenance is one
+more source of links, on by default: each image ``datatools augment`` made joins the group of every image it was
+made from, transitively (:mod:`datatools.folds.provenance`). Every splitter takes its groups from
+:func:`image_groups`, so a derived image always lands on the side of its sources.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ import numpy.typing as npt
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError, InvalidDatasetError, UnreadableFileError
 from datatools.folds.phash import DEFAULT_MAX_DISTANCE, hamming_pairs, hash_files
+from datatools.folds.provenance import read_provenance
 
-__all__ = ["ROBOFLOW_REGEX", "GroupKind", "GroupSpec", "connected_components", "group_codes", "image_groups"]
+__all__ = ["ROBOFLOW_REGEX", "GroupKind", "GroupSpec", "ImageGroups", "connected_components", "group_codes",
+           "image_groups"]
 
 #: The copies Roboflow exports of one source photo: ``<stem>_<ext>.rf.<hash>.<ext>``.
 ROBOFLOW_REGEX = r"^(.*)_(jpg|jpeg|png|bmp|tif|tiff|webp)\.rf\.[0-9a-f]+\."
@@ -232,57 +237,114 @@ def _duplicates(ds: Dataset, max_distance: int, workers: int | None, progress: b
     return [ds.images[c]["file_name"] for c in comp]
 
 
-def _combine(keys: list[list[str]]) -> list[str]:
-    """Union of groupings: images sharing a key under any grouping share the result's group."""
-    n = len(keys[0])
-    pairs: list[tuple[int, int]] = []
+def _components(keys: Sequence[Sequence[str]], links: Sequence[tuple[int, int]]) -> list[int]:
+    """One connected-components step over every source of links: images sharing a key under any grouping, and
+    the provenance ``links``."""
+    pairs = list(links)
     for column in keys:
         first: dict[str, int] = {}
         for i, key in enumerate(column):
             j = first.setdefault(key, i)
             if j != i:
                 pairs.append((j, i))
-    comp = connected_components(n, pairs)
+    return connected_components(len(keys[0]), pairs)
+
+
+def _names(comp: Sequence[int], keys: Sequence[str]) -> list[str]:
+    """A name per component: its images' key when they share one, else the first key and how many others."""
     names: dict[int, list[str]] = {}
     for i, c in enumerate(comp):
-        if keys[0][i] not in names.setdefault(c, []):
-            names[c].append(keys[0][i])
+        if keys[i] not in names.setdefault(c, []):
+            names[c].append(keys[i])
     label = {c: v[0] if len(v) == 1 else f"{v[0]}+{len(v) - 1}" for c, v in names.items()}
     return [label[c] for c in comp]
+
+
+@dataclass(frozen=True)
+class ImageGroups:
+    """The group of every image, and what provenance changed.
+
+    Attributes:
+        groups: one group name per image (``ds.images`` order).
+        notes: e.g. how many file names a regex did not match.
+        groups_without_provenance: the number of groups ``group_by`` alone makes.
+        joined: groups of ``group_by`` alone that provenance put together with at least one other.
+        joined_into: the groups those became (``n_groups = groups_without_provenance - joined + joined_into``).
+        derived: images made from others (listing ``images[].datatools.sources``).
+        unresolved: derived images with a source that is not an image of the dataset.
+        provenance: whether provenance links were followed.
+    """
+
+    groups: list[str]
+    notes: list[str]
+    groups_without_provenance: int
+    joined: int = 0
+    joined_into: int = 0
+    derived: int = 0
+    unresolved: int = 0
+    provenance: bool = True
+
+    @property
+    def n_groups(self) -> int:
+        """The number of groups."""
+        return len(set(self.groups))
+
+    def provenance_line(self) -> str:
+        """What provenance did, in one line for people.
+
+        Example:
+            >>> image_groups(flipped_and_merged).provenance_line()
+            'provenance: 45 derived images; joined 90 groups into 45 (groups: 90 -> 45)'
+        """
+        if not self.provenance:
+            return f"provenance ignored: {self.derived} derived images (groups: {self.n_groups})"
+        outside = f", {self.unresolved} with sources outside the dataset" if self.unresolved else ""
+        return (f"provenance: {self.derived} derived images{outside}; joined {self.joined} groups into "
+                f"{self.joined_into} (groups: {self.groups_without_provenance} -> {self.n_groups})")
+
+
+def _derived(ds: Dataset) -> int:
+    """Images listing sources, counted without checking the records (provenance ignored)."""
+    return sum(isinstance(img.get("datatools"), dict) and img["datatools"].get("sources") is not None
+               for img in ds.images)
 
 
 def image_groups(
     ds: Dataset,
     group_by: Sequence[GroupSpec | str] = (),
     *,
+    provenance: bool = True,
     max_distance: int = DEFAULT_MAX_DISTANCE,
     workers: int | None = None,
     progress: bool = False,
-) -> tuple[list[str], list[str]]:
-    """The group of every image (``ds.images`` order); without ``group_by`` each image is its own group.
+) -> ImageGroups:
+    """The group of every image (``ds.images`` order): the groupings and the provenance links combined.
+
+    Without ``group_by`` and without derived images each image is its own group (named by its id).
 
     Args:
         ds: the dataset; ``duplicates`` reads its image files.
         group_by: groupings (see the module docstring); several are combined.
+        provenance: join each derived image (``images[].datatools.sources``) with its sources, transitively;
+            images derived from one source outside the dataset are joined with each other.
         max_distance: ``duplicates``: largest pHash Hamming distance (of 64 bits) of near-duplicates.
         workers: processes for hashing images.
         progress: show a progress bar while hashing.
 
     Returns:
-        ``(one group name per image, notes)``; the notes say e.g. how many file names a regex did not match.
+        The groups, notes (e.g. how many file names a regex did not match) and provenance counts.
 
     Raises:
-        InvalidDatasetError: an image lacks the attribute or meta row it is grouped by.
+        InvalidDatasetError: an image lacks the attribute or meta row it is grouped by, or has malformed
+            provenance (``datatools.sources`` not a list of image ids).
         UnreadableFileError: the meta table or an image (``duplicates``) cannot be read.
 
     Example:
-        >>> groups, notes = image_groups(ds, ["regex:" + ROBOFLOW_REGEX])
-        >>> len(set(groups)) < len(groups)
+        >>> grouping = image_groups(ds, ["regex:" + ROBOFLOW_REGEX])
+        >>> grouping.n_groups < len(grouping.groups)
         True
     """
     specs = [GroupSpec.parse(s) for s in group_by]
-    if not specs:
-        return [str(img["id"]) for img in ds.images], []
     keys: list[list[str]] = []
     notes: list[str] = []
     for spec in specs:
@@ -300,7 +362,21 @@ def image_groups(
             keys.append(_duplicates(ds, max_distance, workers, progress))
         else:  # pragma: no cover - the Enum is exhaustive
             raise DatatoolsError(f"unknown grouping {spec}")
-    return (keys[0] if len(keys) == 1 else _combine(keys)), notes
+    if not keys:
+        keys = [[str(img["id"]) for img in ds.images]]
+    if not ds.images:
+        return ImageGroups([], notes, 0, provenance=provenance)
+    before = _components(keys, [])
+    if not provenance:
+        return ImageGroups(_names(before, keys[0]), notes, len(set(before)), derived=_derived(ds), provenance=False)
+    links = read_provenance(ds.images, str(ds.source))
+    after = _components(keys, links.links()) if links.derived else before
+    parts: dict[int, set[int]] = {}
+    for b, a in zip(before, after, strict=True):
+        parts.setdefault(a, set()).add(b)
+    joined = [len(p) for p in parts.values() if len(p) > 1]
+    return ImageGroups(_names(after, keys[0]), notes, len(set(before)), sum(joined), len(joined), links.derived,
+                       links.unresolved)
 
 
 def group_codes(groups: Sequence[str]) -> tuple[npt.NDArray[np.int64], list[str]]:
