@@ -164,7 +164,8 @@ def check(
     workers: WorkersOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
-    """Audit a split for group, exact and near-duplicate leakage and class coverage; exit 1 on leakage.
+    """Audit a split for group, exact-duplicate, provenance and near-duplicate leakage and class coverage; exit 1 on
+    leakage.
 
     Give a folds table (--folds; its classes come from the val_fold{i}.json files beside it, or --ann/--data) or a
     pair of COCO files (--train and --val). Every leaking pair is listed.

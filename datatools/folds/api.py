@@ -87,7 +87,7 @@ class FoldAssignment:
         labels: the per-image label vectors the split balanced.
         config: the configuration used.
         n_groups: number of groups.
-        warnings: classes that cannot be in every validation fold, and grouping notes.
+        warnings: classes that cannot be in every validation fold, grouping notes, a group larger than a fold.
         grouping: the groups and what provenance joined.
     """
 

@@ -255,7 +255,8 @@ def check_folds(
 
     Args:
         folds: ``folds.parquet`` (any tool's, as long as it has the folds-table columns).
-        ds: the dataset, for coverage and ``group_by``; default: the ``val_fold{i}.json`` files beside the table.
+        ds: the dataset, for coverage, provenance and ``group_by``; default: the ``val_fold{i}.json`` files beside
+            the table.
         images: image root; enables exact and near-duplicate checks.
         group_by: extra groupings to check besides the table's ``group`` column (need ``ds``); not
             ``duplicates``, which is the near-duplicate check.
@@ -312,6 +313,9 @@ def check_train_val(
     progress: bool = False,
 ) -> CheckReport:
     """Audit a train / validation pair of COCO files (ids of the two files are independent).
+
+    Provenance sources are followed from one file into the other only when the two files share no image id (both
+    cut from one dataset); otherwise a note says so.
 
     Args:
         train: the training dataset (its ``image_root`` locates its files).

@@ -69,7 +69,7 @@ class Provenance:
         shortest chain (``i``'s own op first): ``{position: ("flip", "copy-paste")}`` reads "a flip of a
         copy-paste of it"."""
         out: dict[int, tuple[str, ...]] = {}
-        queue = deque([(i, ())])  # type: deque[tuple[int, tuple[str, ...]]]
+        queue: deque[tuple[int, tuple[str, ...]]] = deque([(i, ())])
         while queue:
             node, chain = queue.popleft()
             step = (*chain, self.ops[node] or "?")
