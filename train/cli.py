@@ -17,6 +17,7 @@ from datatools.cli._common import (
     ImagesOpt,
     OutOpt,
     OverwriteOpt,
+    PartialFoldsOpt,
     ProgressOpt,
     SeedOpt,
     SkipInvalidOpt,
@@ -58,17 +59,17 @@ def _dataset(ann: Path | None, images: Path | None, data: Path | None, skip_inva
     return open_dataset(ann, images, data, skip_invalid=skip_invalid, progress=progress)
 
 
-def _split(ds: Dataset, folds: Path | None, fold: int) -> tuple[Dataset, Dataset | None]:
-    """``(train, validation)`` from a folds table, or ``(ds, None)`` without one."""
+def _split(ds: Dataset, folds: Path | None, fold: int, partial: bool = False) -> tuple[Dataset, Dataset | None]:
+    """``(train, validation)`` from a folds table that belongs to ``ds``, or ``(ds, None)`` without one."""
     if folds is None:
         return ds, None
-    from datatools.core.folds_table import fold_image_ids, read_folds
+    from datatools.core.folds_table import fold_image_ids, read_folds_for
 
-    train_ids, val_ids = fold_image_ids(read_folds(folds), fold, folds)
+    train_ids, val_ids = fold_image_ids(read_folds_for(folds, ds, partial=partial), fold, folds)
     train, val = ds.subset(train_ids), ds.subset(val_ids)
     if not train.images or not val.images:
         raise DatatoolsError(f"{folds}: fold {fold} leaves {len(train.images)} training and {len(val.images)} "
-                             f"validation images of {ds.source}; is it the folds table of this dataset?")
+                             f"validation images of {ds.source}")
     return train, val
 
 
@@ -88,6 +89,7 @@ def fit_cmd(
     data: DataOpt = None,
     folds: FoldsOpt = None,
     fold: FoldOpt = 0,
+    partial_folds: PartialFoldsOpt = False,
     val_ann: ValAnnOpt = None,
     val_images: ValImagesOpt = None,
     val_data: ValDataOpt = None,
@@ -145,7 +147,7 @@ def fit_cmd(
     except ValueError as exc:
         raise fail(str(exc)) from None
     ds = _dataset(ann, images, data, skip_invalid, progress)
-    train, val = _split(ds, folds, fold)
+    train, val = _split(ds, folds, fold, partial_folds)
     if val is None:
         val = _validation(val_ann, val_images, val_data, progress)
     extras = [_dataset(None, None, e, skip_invalid, progress) for e in extra or []]
@@ -166,6 +168,7 @@ def evaluate_cmd(
     data: DataOpt = None,
     folds: FoldsOpt = None,
     fold: FoldOpt = 0,
+    partial_folds: PartialFoldsOpt = False,
     tta: TtaOpt = None,
     vote: VoteOpt = False,
     thresholds: ThresholdsOpt = None,
@@ -186,7 +189,7 @@ def evaluate_cmd(
     from .thresholds import parse_thresholds
 
     ds = _dataset(ann, images, data, progress=progress)
-    _, val = _split(ds, folds, fold)
+    _, val = _split(ds, folds, fold, partial_folds)
     chosen = None
     if thresholds is not None:
         from .checkpoint import ModelSpec, load_checkpoint
@@ -268,6 +271,7 @@ def soup_cmd(
     data: DataOpt = None,
     folds: FoldsOpt = None,
     fold: FoldOpt = 0,
+    partial_folds: PartialFoldsOpt = False,
     greedy: Annotated[bool, typer.Option("--greedy", help="Also build the greedy soup.")] = False,
     batch: BatchOpt = _D.batch,
     workers: LoaderOpt = None,
@@ -284,7 +288,7 @@ def soup_cmd(
     from .soup import soup
 
     ds = _dataset(ann, images, data)
-    _, val = _split(ds, folds, fold)
+    _, val = _split(ds, folds, fold, partial_folds)
     result = soup(ckpt, val or ds, out, greedy=greedy, batch=batch, workers=workers, device=device,
                   overwrite=overwrite, log=typer.echo)
     typer.echo(f"best: {result.best} in {out}")

@@ -205,6 +205,7 @@ def run_augment(
     workers: int | None = None,
     folds: str | os.PathLike[str] | None = None,
     fold: int | None = None,
+    partial_folds: bool = False,
     merge: bool = False,
     image_format: ImageFormat | str | None = None,
     quality: int = 95,
@@ -225,6 +226,8 @@ def run_augment(
         workers: processes (default: all cores).
         folds: a folds table (``folds.parquet``); with ``fold``, only that fold's training images are used.
         fold: the fold whose validation images must not reach any output.
+        partial_folds: accept a folds table that covers only part of ``ds`` (see
+            :func:`datatools.core.folds_table.check_belongs`).
         merge: also copy the source images (and their annotations) into the output dataset.
         image_format: ``jpg`` or ``png`` (default: each output keeps its first source's format).
         quality: JPEG quality.
@@ -251,7 +254,7 @@ def run_augment(
         raise DatatoolsError(f"{op}: {exc}") from None
     if count is not None and count < 1:
         raise DatatoolsError(f"count must be >= 1, got {count}")
-    src = select_sources(ds, folds, fold)
+    src = select_sources(ds, folds, fold, partial=partial_folds)
     index = SourceIndex.from_dataset(src)
     fmt = ImageFormat(image_format.lstrip(".").lower().replace("jpeg", "jpg")) \
         if isinstance(image_format, str) else image_format

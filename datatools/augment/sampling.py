@@ -19,7 +19,7 @@ import numpy.typing as npt
 from datatools.augment.types import OutputPlan
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError, InvalidDatasetError
-from datatools.core.folds_table import fold_image_ids, read_folds
+from datatools.core.folds_table import fold_image_ids, read_folds_for
 
 __all__ = [
     "AUTO",
@@ -266,12 +266,15 @@ def plan_rare_pastes(
     return plans
 
 
-def select_sources(ds: Dataset, folds: str | os.PathLike[str] | None, fold: int | None) -> Dataset:
+def select_sources(ds: Dataset, folds: str | os.PathLike[str] | None, fold: int | None, *,
+                   partial: bool = False) -> Dataset:
     """The dataset, or only the TRAINING images of fold ``fold`` of the folds table ``folds``.
 
     Raises:
         DatatoolsError: only one of ``folds`` and ``fold`` is given.
-        InvalidDatasetError: the table names another file for an image id, or the fold keeps no image.
+        InvalidDatasetError: the table does not belong to ``ds`` (see
+            :func:`datatools.core.folds_table.check_belongs`; ``partial`` allows part of it), or the fold keeps no
+            image.
 
     Example:
         >>> train_only = select_sources(ds, "folds.parquet", 0)
@@ -280,14 +283,7 @@ def select_sources(ds: Dataset, folds: str | os.PathLike[str] | None, fold: int 
         return ds
     if folds is None or fold is None:
         raise DatatoolsError("give --folds and --fold together")
-    table = read_folds(folds)
-    train_ids, _ = fold_image_ids(table, fold, folds)
-    names = dict(zip(table["image_id"].tolist(), table["file_name"].tolist(), strict=True))
-    for img in ds.images:
-        if img["id"] in names and str(names[img["id"]]) != str(img["file_name"]):
-            raise InvalidDatasetError(
-                f"{folds}: image id {img['id']} is {names[img['id']]!r} in the folds table but "
-                f"{img['file_name']!r} in {ds.source}; the table was made for another dataset")
+    train_ids, _ = fold_image_ids(read_folds_for(folds, ds, partial=partial), fold, folds)
     selected = ds.subset(train_ids)
     if not selected.images:
         raise InvalidDatasetError(f"{folds}: fold {fold} leaves no training image of {ds.source}")

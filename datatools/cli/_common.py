@@ -38,6 +38,11 @@ SkipInvalidOpt = Annotated[
     bool,
     typer.Option("--skip-invalid", help="Drop records with errors (reported on stderr) instead of refusing."),
 ]
+PartialFoldsOpt = Annotated[
+    bool,
+    typer.Option("--partial-folds", help="Accept a --folds table that covers only part of the dataset (or lists "
+                 "images it lacks); only the images in both are used."),
+]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
 
 

@@ -25,6 +25,7 @@ from datatools.cli._common import (
     ImagesOpt,
     OutOpt,
     OverwriteOpt,
+    PartialFoldsOpt,
     ProgressOpt,
     SeedOpt,
     SkipInvalidOpt,
@@ -147,10 +148,11 @@ def _report(result: AugmentResult) -> None:
                    "(use --segmentation rle for exact masks)", err=True)
 
 
-def _common(count: int | None, seed: int, workers: int | None, folds: Path | None, fold: int | None, merge: bool,
-            fmt: ImageFormat | None, quality: int, segmentation: Segmentation, overwrite: bool, progress: bool,
-            skip_invalid: bool) -> dict[str, Any]:
-    return {"count": count, "seed": seed, "workers": workers, "folds": folds, "fold": fold, "merge": merge,
+def _common(count: int | None, seed: int, workers: int | None, folds: Path | None, fold: int | None,
+            partial_folds: bool, merge: bool, fmt: ImageFormat | None, quality: int, segmentation: Segmentation,
+            overwrite: bool, progress: bool, skip_invalid: bool) -> dict[str, Any]:
+    return {"count": count, "seed": seed, "workers": workers, "folds": folds, "fold": fold,
+            "partial_folds": partial_folds, "merge": merge,
             "image_format": fmt, "quality": quality, "segmentation": segmentation, "overwrite": overwrite,
             "progress": progress, "skip_invalid": skip_invalid}
 
@@ -167,7 +169,8 @@ def mosaic(
                                           "are dropped.")] = _D.mosaic_min_area,
     prefer: PreferOpt = None,
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
-    fold: FoldOpt = None, merge: MergeOpt = False, fmt: FormatOpt = None, quality: QualityOpt = 95,
+    fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
+    quality: QualityOpt = 95,
     segmentation: SegOpt = Segmentation.RLE, overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
@@ -183,8 +186,9 @@ def mosaic(
         raise typer.BadParameter(f"--grid must be like 2x2 or 3x3, got {grid!r}") from None
     config = _config(MosaicConfig, grid_hw=(gy, gx), size_hw=_size(size),
                      center_range=_floats(center_range, "--center-range"), min_area=min_area, prefer=prefer)
-    _run("mosaic", config, ann, images, data, out, _common(count, seed, workers, folds, fold, merge, fmt, quality,
-                                                          segmentation, overwrite, progress, skip_invalid))
+    common = _common(count, seed, workers, folds, fold, partial_folds, merge, fmt, quality, segmentation,
+                     overwrite, progress, skip_invalid)
+    _run("mosaic", config, ann, images, data, out, common)
 
 
 @app.command("ricap")
@@ -197,7 +201,8 @@ def ricap(
                                           "are dropped.")] = _D.ricap_min_area,
     prefer: PreferOpt = None,
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
-    fold: FoldOpt = None, merge: MergeOpt = False, fmt: FormatOpt = None, quality: QualityOpt = 95,
+    fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
+    quality: QualityOpt = 95,
     segmentation: SegOpt = Segmentation.RLE, overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
@@ -208,8 +213,9 @@ def ricap(
         datatools augment ricap --ann train.json --images data/ --out ricap/ -n 800 --folds folds.parquet --fold 0
     """
     config = _config(RicapConfig, beta=beta, size_hw=_size(size), min_area=min_area, prefer=prefer)
-    _run("ricap", config, ann, images, data, out, _common(count, seed, workers, folds, fold, merge, fmt, quality,
-                                                         segmentation, overwrite, progress, skip_invalid))
+    common = _common(count, seed, workers, folds, fold, partial_folds, merge, fmt, quality, segmentation,
+                     overwrite, progress, skip_invalid)
+    _run("ricap", config, ann, images, data, out, common)
 
 
 @app.command("copy-paste")
@@ -246,7 +252,8 @@ def copy_paste(
                                               "source image; with a target, at most 20 per source image].",
                                               show_default=False)] = None,
     seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
-    fold: FoldOpt = None, merge: MergeOpt = False, fmt: FormatOpt = None, quality: QualityOpt = 95,
+    fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
+    quality: QualityOpt = 95,
     segmentation: SegOpt = Segmentation.RLE, overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
@@ -266,9 +273,9 @@ def copy_paste(
                      flip_prob=flip_prob, angle_range=_floats(angle_range, "--angle-range"), blend=blend,
                      sigma=sigma, max_occlusion=max_occlusion, min_visible=min_visible, min_area=min_area,
                      target_share=target_share, target_images=target_images)
-    _run("copy-paste", config, ann, images, data, out, _common(count, seed, workers, folds, fold, merge, fmt,
-                                                              quality, segmentation, overwrite, progress,
-                                                              skip_invalid))
+    common = _common(count, seed, workers, folds, fold, partial_folds, merge, fmt, quality, segmentation,
+                     overwrite, progress, skip_invalid)
+    _run("copy-paste", config, ann, images, data, out, common)
 
 
 @app.command("flip")
@@ -279,7 +286,8 @@ def flip(
                                             "comma-separated, one output per source and direction.")]
     = _D.directions,
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
-    fold: FoldOpt = None, merge: MergeOpt = False, fmt: FormatOpt = None, quality: QualityOpt = 95,
+    fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
+    quality: QualityOpt = 95,
     segmentation: SegOpt = Segmentation.RLE, overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
@@ -293,9 +301,9 @@ def flip(
         dirs = tuple(FlipDirection(d.strip()) for d in directions.split(",") if d.strip())
     except ValueError:
         raise typer.BadParameter(f"--directions takes h, v and hv, got {directions!r}") from None
-    _run("flip", _config(FlipConfig, directions=dirs), ann, images, data, out,
-         _common(count, seed, workers, folds, fold, merge, fmt, quality, segmentation, overwrite, progress,
-                 skip_invalid))
+    common = _common(count, seed, workers, folds, fold, partial_folds, merge, fmt, quality, segmentation,
+                     overwrite, progress, skip_invalid)
+    _run("flip", _config(FlipConfig, directions=dirs), ann, images, data, out, common)
 
 
 @app.command("rotate")
@@ -314,7 +322,8 @@ def rotate(
     min_area: Annotated[int, typer.Option("--min-area", help="Objects under this many pixels after rotating are "
                                           "dropped.")] = _D.rotate_min_area,
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
-    fold: FoldOpt = None, merge: MergeOpt = False, fmt: FormatOpt = None, quality: QualityOpt = 95,
+    fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
+    quality: QualityOpt = 95,
     segmentation: SegOpt = Segmentation.RLE, overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
@@ -326,8 +335,9 @@ def rotate(
     """
     config = _config(RotateConfig, angles=_floats(angles, "--angles", None), expand=expand, fill=fill,
                      angle_range=_floats(angle_range, "--angle-range"), min_area=min_area)
-    _run("rotate", config, ann, images, data, out, _common(count, seed, workers, folds, fold, merge, fmt, quality,
-                                                          segmentation, overwrite, progress, skip_invalid))
+    common = _common(count, seed, workers, folds, fold, partial_folds, merge, fmt, quality, segmentation,
+                     overwrite, progress, skip_invalid)
+    _run("rotate", config, ann, images, data, out, common)
 
 
 @app.command("albu")
@@ -342,7 +352,8 @@ def albu(
     min_area: Annotated[int, typer.Option("--min-area", help="Objects under this many pixels afterwards are "
                                           "dropped.")] = _D.albu_min_area,
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
-    fold: FoldOpt = None, merge: MergeOpt = False, fmt: FormatOpt = None, quality: QualityOpt = 95,
+    fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
+    quality: QualityOpt = 95,
     segmentation: SegOpt = Segmentation.RLE, overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
     skip_invalid: SkipInvalidOpt = False,
 ) -> None:
@@ -355,5 +366,6 @@ def albu(
     from datatools.augment.albu import load_pipeline
 
     config = _config(AlbuConfig, pipeline=load_pipeline(pipeline), copies=copies, min_area=min_area)
-    _run("albu", config, ann, images, data, out, _common(count, seed, workers, folds, fold, merge, fmt, quality,
-                                                        segmentation, overwrite, progress, skip_invalid))
+    common = _common(count, seed, workers, folds, fold, partial_folds, merge, fmt, quality, segmentation,
+                     overwrite, progress, skip_invalid)
+    _run("albu", config, ann, images, data, out, common)

@@ -13,6 +13,7 @@ from datatools.cli._common import (
     ImagesOpt,
     OutOpt,
     OverwriteOpt,
+    PartialFoldsOpt,
     ProgressOpt,
     SkipInvalidOpt,
     WorkersOpt,
@@ -36,6 +37,7 @@ def eda(
     data: DataOpt = None,
     folds: Annotated[Path | None, typer.Option("--folds", help="Folds table (folds.parquet): per-fold class "
                                                "balance.", show_default=False)] = None,
+    partial_folds: PartialFoldsOpt = False,
     meta: Annotated[Path | None, typer.Option("--meta", help="Meta table (.csv or .xlsx), one row per image or "
                                               "subject.", show_default=False)] = None,
     meta_key: Annotated[str | None, typer.Option("--meta-key", help="Column of --meta naming the image (id, file "
@@ -63,7 +65,8 @@ def eda(
     """
     from datatools.eda.api import run_eda
 
-    result = run_eda(ann, images, data, out=out, folds=folds, meta=meta, meta_key=meta_key, overlap=overlap,
+    result = run_eda(ann, images, data, out=out, folds=folds, partial_folds=partial_folds, meta=meta,
+                     meta_key=meta_key, overlap=overlap,
                      read_images=not no_images, rare_threshold=rare_threshold, gallery=gallery,
                      skip_invalid=skip_invalid, overwrite=overwrite, workers=workers, progress=progress)
     s = result.summary

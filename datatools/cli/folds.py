@@ -14,6 +14,7 @@ from datatools.cli._common import (
     DataOpt,
     ImagesOpt,
     OverwriteOpt,
+    PartialFoldsOpt,
     ProgressOpt,
     SeedOpt,
     SkipInvalidOpt,
@@ -161,6 +162,7 @@ def check(
     data: DataOpt = None,
     group_by: GroupByOpt = None,
     max_distance: MaxDistanceOpt = FoldConfig.max_distance,
+    partial_folds: PartialFoldsOpt = False,
     workers: WorkersOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
@@ -198,7 +200,7 @@ def check(
         elif ann is not None:
             ds = Dataset.load(ann, images or ann.parent, check_files=False)
         report = check_folds(folds_file, ds, images=images, group_by=specs, max_distance=max_distance,
-                             workers=workers, progress=progress)
+                             workers=workers, progress=progress, partial=partial_folds)
     else:
         if train is None or val is None:
             raise DatatoolsError("give both --train and --val")

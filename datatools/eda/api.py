@@ -176,6 +176,7 @@ def run_eda(
     *,
     out: str | os.PathLike[str],
     folds: str | os.PathLike[str] | None = None,
+    partial_folds: bool = False,
     meta: str | os.PathLike[str] | None = None,
     meta_key: str | None = None,
     overlap: str | OverlapPolicy = "smaller-on-top",
@@ -195,6 +196,8 @@ def run_eda(
         data: dataset folder written by datatools.
         out: output folder; refused when it exists and is not empty, unless ``overwrite``.
         folds: a folds table (``folds.parquet``): adds per-fold class balance and a ``fold`` column.
+        partial_folds: accept a folds table that covers only part of the dataset (see
+            :func:`datatools.core.folds_table.check_belongs`).
         meta: a CSV or Excel table of per-image or per-subject meta data, matched on ``meta_key``.
         meta_key: the column of ``meta`` that names the image (id, file name, stem or folder).
         overlap: overlap policy for the pixel counts (see ``datatools.core.masks.Overlap``).
@@ -234,7 +237,7 @@ def run_eda(
         cm.values_by_name(policy.priority)  # unknown class names fail before the pass
     labels, colors = class_labels(cm), class_colors(len(cm))
     meta_table = read_meta(meta, meta_key) if meta is not None and meta_key is not None else None
-    fold_info = folds_of_images(folds, [img["id"] for img in ds.images]) if folds is not None else None
+    fold_info = folds_of_images(folds, ds, partial=partial_folds) if folds is not None else None
     jobs, picks = _plan(ds, cm, read_images, gallery)
     cfg = StatsConfig(str(root), cm, policy, read_pixels=read_images, palette=colors)
     clock.lap("records")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from datatools.core.folds_table import read_folds
+from datatools.core.folds_table import read_folds_for
+
+if TYPE_CHECKING:
+    from datatools.core.dataset import Dataset
 
 __all__ = ["SHARE_KINDS", "FoldBalance", "fold_balance", "folds_of_images"]
 
@@ -80,20 +83,22 @@ class FoldBalance:
         return out
 
 
-def folds_of_images(path: str | os.PathLike[str], image_ids: Sequence[Any]) -> tuple[list[int | None], int]:
+def folds_of_images(path: str | os.PathLike[str], ds: Dataset, *, partial: bool = False
+                    ) -> tuple[list[int | None], int]:
     """Each image's fold from a folds table (``None`` when it is not listed) and how many listed ids are unknown.
 
     Raises:
-        UnreadableFileError, InvalidDatasetError: as :func:`datatools.core.folds_table.read_folds`.
+        UnreadableFileError, InvalidDatasetError: as :func:`datatools.core.folds_table.read_folds_for` (the table
+            must belong to ``ds``; ``partial`` allows it to cover part of it).
 
     Example:
-        >>> folds, unknown = folds_of_images("folds.parquet", [img["id"] for img in ds.images])
+        >>> folds, unknown = folds_of_images("folds.parquet", ds)
     """
-    table = read_folds(path)
+    table = read_folds_for(path, ds, partial=partial)
     fold_of = {int(i): int(f) for i, f in zip(table["image_id"].tolist(), table["fold"].tolist(), strict=True)}
-    known = {int(i) for i in image_ids}
+    known = {int(img["id"]) for img in ds.images}
     unknown = sum(1 for i in fold_of if i not in known)
-    return [fold_of.get(int(i)) for i in image_ids], unknown
+    return [fold_of.get(int(img["id"])) for img in ds.images], unknown
 
 
 def fold_balance(

@@ -27,8 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from datatools.core.dataset import Dataset
-from datatools.core.errors import InvalidDatasetError
-from datatools.core.folds_table import read_folds
+from datatools.core.errors import InvalidDatasetError, UnreadableFileError
+from datatools.core.folds_table import check_belongs, read_folds
 from datatools.core.paths import resolve_under
 from datatools.folds.groups import GroupKind, GroupSpec, image_groups
 from datatools.folds.labels import image_labels
@@ -231,14 +231,24 @@ def _beside(path: Path, k: int) -> Dataset | None:
     return Dataset(coco, path.parent, files[0])
 
 
-def _presence_by_id(ds: Dataset, ids: Sequence[Any], where: str) -> tuple[npt.NDArray[np.bool_], tuple[str, ...]]:
+def _presence_by_id(ds: Dataset, ids: Sequence[Any]) -> tuple[npt.NDArray[np.bool_], tuple[str, ...]]:
     labels = image_labels(ds)
     row = {i: n for n, i in enumerate(labels.image_ids)}
-    missing = [i for i in ids if i not in row]
-    if missing:
-        raise InvalidDatasetError(f"{where}: image id {missing[0]} of the folds table is not in {ds.source} "
-                                  f"({len(missing)} missing)")
     return labels.presence[[row[i] for i in ids]], labels.class_names
+
+
+def _image_paths(images: str | os.PathLike[str], files: Sequence[str], path: Path) -> list[Path]:
+    """The files of the table under ``images``; all must be there before any is hashed."""
+    try:
+        paths = [resolve_under(images, f) for f in files]
+    except ValueError as exc:
+        raise InvalidDatasetError(f"{path}: {exc}") from None
+    missing = [f for f, p in zip(files, paths, strict=True) if not p.is_file()]
+    if missing:
+        raise UnreadableFileError(f"{images}: {len(missing)} of the {len(files)} images of the folds table {path} "
+                                  f"are not there (first: {missing[0]}); give the image root of the dataset the "
+                                  "table was made for")
+    return paths
 
 
 def check_folds(
@@ -250,6 +260,7 @@ def check_folds(
     max_distance: int = DEFAULT_MAX_DISTANCE,
     workers: int | None = None,
     progress: bool = False,
+    partial: bool = False,
 ) -> CheckReport:
     """Audit a folds table: leaks between any two folds, and classes missing from a validation fold.
 
@@ -263,10 +274,14 @@ def check_folds(
         max_distance: largest pHash distance of near-duplicates.
         workers: processes for hashing.
         progress: show a progress bar.
+        partial: accept a table that covers only part of ``ds`` (``--partial-folds``); only the images in both
+            are audited.
 
     Raises:
         ValueError: ``group_by`` holds ``duplicates``.
-        DatatoolsError: unreadable table, images or annotations; table ids not in ``ds``.
+        DatatoolsError: unreadable table, images or annotations; an image of the table missing under ``images``.
+        FoldsMismatchError: the table does not belong to ``ds`` (see
+            :func:`datatools.core.folds_table.check_belongs`).
 
     Example:
         >>> report = check_folds("folds/folds.parquet", images="train/")
@@ -276,20 +291,21 @@ def check_folds(
     specs = _specs(group_by)
     path = Path(folds)
     table = _read_table(path)
+    k = int(table["fold"].max()) + 1 if len(table) else 0
+    ds = ds if ds is not None else _beside(path, k)
+    if ds is not None:
+        check_belongs(table, ds, path, partial=partial)
+        known = {img["id"] for img in ds.images}
+        table = table[table["image_id"].isin(known)]
     ids = table["image_id"].tolist()
     files = [str(f) for f in table["file_name"].tolist()]
     part = table["fold"].to_numpy(dtype=np.int64)
-    k = int(part.max()) + 1 if len(part) else 0
     u = _Universe(ids, files, part, [f"fold {f}" for f in range(k)],
                   groupings=[("group", [str(g) for g in table["group"].tolist()])])
     if images is not None:
-        try:
-            u.paths = [resolve_under(images, f) for f in files]
-        except ValueError as exc:
-            raise InvalidDatasetError(f"{path}: {exc}") from None
-    ds = ds if ds is not None else _beside(path, k)
+        u.paths = _image_paths(images, files, path)
     if ds is not None:
-        u.presence, u.class_names = _presence_by_id(ds, ids, str(path))
+        u.presence, u.class_names = _presence_by_id(ds, ids)
         by_id = {img["id"]: img for img in ds.images}
         sub = Dataset({**ds.coco, "images": [by_id[i] for i in ids]}, Path(images or ds.image_root), ds.source)
         u.provenance = read_provenance(sub.images, str(ds.source))

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from datatools.core.errors import UnreadableFileError
 from datatools.core.imageio import read_image
 from datatools.core.parallel import parallel_map
 
@@ -105,8 +106,13 @@ class ImageHashes:
 
 def file_fingerprint(path: str) -> tuple[str, tuple[int, ...]]:
     """``(sha256 of the bytes, pHash of the 8 flips/rotations)`` of one image file (a parallel_map worker)."""
-    with open(path, "rb") as fh:
-        digest = hashlib.sha256(fh.read()).hexdigest()
+    try:
+        with open(path, "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()
+    except FileNotFoundError:
+        raise UnreadableFileError(f"{path}: image file not found") from None
+    except OSError as exc:
+        raise UnreadableFileError(f"{path}: not a readable file ({exc.strerror or exc})") from None
     gray = read_image(path, mode="gray")
     return digest, tuple(int(h) for h in phash_variants(gray))
 

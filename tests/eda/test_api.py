@@ -89,8 +89,8 @@ def test_folds_give_per_fold_shares(tmp_path: Path) -> None:
     folds["fold"] = [groups.index(g) % 3 for g in folds["group"]]
     folds = folds.iloc[1:]  # one image without a fold
     folds.to_parquet(tmp_path / "folds.parquet")
-    result = run_eda(ANN, VALID, out=tmp_path / "e", folds=tmp_path / "folds.parquet", workers=2, progress=False,
-                     gallery=0)
+    result = run_eda(ANN, VALID, out=tmp_path / "e", folds=tmp_path / "folds.parquet", partial_folds=True,
+                     workers=2, progress=False, gallery=0)
     images = pd.read_parquet(tmp_path / "e" / "images.parquet")
     assert images["fold"].isna().sum() == 1
     balance = pd.read_parquet(tmp_path / "e" / "fold_balance.parquet")
