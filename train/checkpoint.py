@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datatools.core.classes import ClassInfo, ClassMap
+from datatools.core.classes import ClassInfo, ClassMap, display_names
 from datatools.core.errors import UnreadableFileError
 
 from .config import Mode
@@ -49,8 +49,9 @@ class ModelSpec:
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Names of the output channels."""
-        names = tuple(str(c["name"]) for c in self.classes)
+        """Display names of the output channels (a name two categories share gets its id, see
+        :func:`datatools.core.classes.display_names`): history.csv columns, per_class.csv, metrics, plots."""
+        names = tuple(display_names((c["category_id"], str(c["name"])) for c in self.classes))
         return names[1:] if self.mode is Mode.MULTILABEL else names
 
     def class_map(self) -> ClassMap:

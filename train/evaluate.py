@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from datatools.core.atomic import atomic_write_json, output_dir
-from datatools.core.classes import IGNORE_INDEX
+from datatools.core.classes import IGNORE_INDEX, plot_label
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
 from datatools.core.imageio import encode_image, read_image
@@ -138,8 +138,9 @@ def _confusion_png(path: Path, matrix: npt.NDArray[np.int64], names: Sequence[st
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="prediction", ylabel="truth",
            title="confusion (row-normalised)")
-    ax.set_xticklabels(names, rotation=45, ha="right")
-    ax.set_yticklabels(names)
+    labels = [plot_label(n) for n in names]
+    ax.set_xticklabels(labels, rotation=45, ha="right")
+    ax.set_yticklabels(labels)
     for i in range(len(names)):
         for j in range(len(names)):
             ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,

@@ -72,7 +72,10 @@ def write_per_class(path: str | os.PathLike[str], scores: Scores) -> None:
 
 
 def _csv(text: str) -> str:
-    return f'"{text}"' if any(c in text for c in ',"\n') else text
+    """A CSV field (RFC 4180): quoted when it holds a comma, a quote, a line break or edge spaces."""
+    if any(c in text for c in ',"\r\n') or text != text.strip():
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _num(value: float) -> str:

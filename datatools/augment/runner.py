@@ -39,6 +39,7 @@ from datatools.augment._records import Segmentation, crops_to_fields, masks_to_f
 from datatools.augment.sampling import SourceIndex, class_shares, select_sources
 from datatools.augment.types import AugmentOp, ObjectRecord, OutputPlan, Sample, params_to_json
 from datatools.core.atomic import output_dir
+from datatools.core.classes import display_names
 from datatools.core.coco import write_coco_json
 from datatools.core.dataset import ANNOTATIONS_FILE, IMAGES_DIR, Dataset
 from datatools.core.errors import DatatoolsError, InvalidDatasetError
@@ -190,8 +191,8 @@ def _next_id(records: Sequence[Mapping[str, Any]]) -> int:
 
 
 def _shares(counts: Mapping[int, int], n: int, names: Mapping[int, str]) -> dict[str, float]:
-    dup = {v for v in names.values() if list(names.values()).count(v) > 1}
-    return {(f"{names[c]} (id {c})" if names[c] in dup else names[c]): s for c, s in class_shares(counts, n).items()}
+    label = dict(zip(names, display_names(names.items()), strict=True))
+    return {label[c]: s for c, s in class_shares(counts, n).items()}
 
 
 def run_augment(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,44 @@ PartialFoldsOpt = Annotated[
                  "images it lacks); only the images in both are used."),
 ]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+
+
+class _ClosedStdoutTolerant:
+    """``sys.stdout`` that, once the reader has gone (``datatools ... | head -1``), sends the rest of the output to
+    the null device instead of raising BrokenPipeError, so the command ends as it would have (its files written,
+    its own exit code) without a traceback or Click's exit code 1."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _closed(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())  # pending bytes, and the interpreter's last flush, go nowhere
+        finally:
+            os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._closed()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._closed()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def tolerate_closed_stdout() -> None:
+    """Make a closed stdout quiet for the rest of the process (the entry points call it first)."""
+    if not isinstance(sys.stdout, _ClosedStdoutTolerant) and hasattr(sys.stdout, "fileno"):
+        sys.stdout = _ClosedStdoutTolerant(sys.stdout)  # type: ignore[assignment]
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:

@@ -125,9 +125,11 @@ def folds(
     sizes = a.table["fold"].value_counts().reindex(range(k), fill_value=0).tolist()
     devs = ", ".join(f"{m}s {100 * result.balance[m + '_dev'].abs().max():.2f}"
                      for m in ("image", "instance", "pixel"))
+    base = "rasterised masks" if have_images else "annotation areas"
     typer.echo(f"wrote {k} folds of {len(a.table)} images in {a.n_groups} groups to {result.out} "
                f"(validation images per fold: {'/'.join(map(str, sizes))})")
-    typer.echo(f"largest class-share deviation of a validation fold, in points: {devs}")
+    typer.echo(f"largest class-share deviation of a validation fold, in points: {devs} (pixels: shares of the "
+               f"labelled pixels, from {base})")
     if a.grouping is not None and (a.grouping.derived or not a.grouping.provenance):
         typer.echo(a.grouping.provenance_line())
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated
 
 import typer
 
 from datatools import __version__
 from datatools.cli import augment, convert, folds
+from datatools.cli._common import tolerate_closed_stdout
 from datatools.cli.eda import eda
 from datatools.cli.validate import validate
 from datatools.core.allocator import keep_freed_memory
@@ -37,6 +39,9 @@ def _root(
     ] = False,
 ) -> None:
     """Every command reads a dataset as --ann F --images DIR (or --data DIR) and writes to --out DIR."""
+    # a class name in a script the plot font lacks (CJK in DejaVu Sans) is drawn as boxes; the tables and CSVs
+    # hold the name, so matplotlib's warning per glyph and figure is noise (workers are forked: they inherit this)
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
     if ctx.invoked_subcommand != "train":  # per-image work, in a process that ends with the command (torch's
         keep_freed_memory()               # memory is left to torch)
 
@@ -50,4 +55,6 @@ app.add_typer(train_app, name="train")
 
 
 def main() -> None:
+    """The ``datatools`` command (``python -m datatools``)."""
+    tolerate_closed_stdout()
     app()

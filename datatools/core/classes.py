@@ -1,15 +1,18 @@
-"""The written mapping from COCO categories to mask values.
+"""The written mapping from COCO categories to mask values, and the one helper that names classes for people.
 
 Values are contiguous ``1..K`` in the order the categories are listed, ``0`` is background and ``255`` is
 ignore. The mapping goes by category id, so a category with id 0 never collides with background and two
 categories with the same name stay distinct.
+
+Every plot, table, CSV and message that labels classes takes the label from :func:`display_names` (a name shared
+by two categories gets its id: ``facade (id 0)``, ``facade (id 3)``); plots pass it through :func:`plot_label`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -21,7 +24,7 @@ import numpy.typing as npt
 from datatools.core.atomic import atomic_write_text
 from datatools.core.errors import InvalidDatasetError, UnreadableFileError
 
-__all__ = ["BACKGROUND", "IGNORE_INDEX", "ClassInfo", "ClassMap", "voc_palette"]
+__all__ = ["BACKGROUND", "IGNORE_INDEX", "ClassInfo", "ClassMap", "display_names", "plot_label", "voc_palette"]
 
 BACKGROUND = 0
 IGNORE_INDEX = 255
@@ -44,6 +47,47 @@ def _voc_palette(n: int) -> npt.NDArray[np.uint8]:
             c >>= 3
         palette[i] = rgb
     return palette
+
+
+#: plot labels longer than this are cut (the tables and CSVs keep the whole name)
+PLOT_LABEL_CHARS = 32
+
+
+def display_names(classes: Iterable[tuple[Any, str]]) -> list[str]:
+    """The name people see for each class: its name, with its id when another class has the same name.
+
+    Args:
+        classes: ``(category id, name)`` pairs in class order; an id of ``None`` (background) never gets a
+            suffix.
+
+    Returns:
+        One label per class, all distinct when the ids are.
+
+    Example:
+        >>> display_names([(0, "facade"), (3, "facade"), (5, "door")])
+        ['facade (id 0)', 'facade (id 3)', 'door']
+        >>> display_names((c["id"], c["name"]) for c in ds.categories)  # COCO categories
+    """
+    pairs = [(i, str(n)) for i, n in classes]
+    counts: dict[str, int] = {}
+    for _, name in pairs:
+        counts[name] = counts.get(name, 0) + 1
+    return [f"{name} (id {i})" if counts[name] > 1 and i is not None else name for i, name in pairs]
+
+
+def plot_label(label: str, max_chars: int = PLOT_LABEL_CHARS) -> str:
+    """A class label as matplotlib should get it: ``$`` shown as a dollar, not as mathtext (an odd count of
+    them fails to render), a leading ``_`` kept (matplotlib hides legend entries whose label starts with one),
+    and a long name cut to ``max_chars`` with an ellipsis so it cannot push the plot off the figure.
+
+    Example:
+        >>> plot_label("_cost $5")
+        '\u200b_cost \\$5'
+    """
+    if len(label) > max_chars:
+        label = label[: max_chars - 1].rstrip() + "\u2026"
+    label = label.replace("$", r"\$")
+    return "\u200b" + label if label.startswith("_") else label
 
 
 @dataclass(frozen=True)
@@ -114,6 +158,10 @@ class ClassMap:
                 raise InvalidDatasetError(f"class {name!r} is not a category of the dataset; known: {known}")
             out.append(values)
         return out
+
+    def display_names(self) -> list[str]:
+        """One label per class value 1..K (see :func:`display_names`)."""
+        return display_names((c.category_id, c.name) for c in self.classes)
 
     def palette(self) -> npt.NDArray[np.uint8]:
         """(256, 3) uint8 colours indexed by mask value."""

@@ -28,7 +28,7 @@ from datatools.eda.accumulate import Totals, run_pass
 from datatools.eda.colors import class_colors
 from datatools.eda.gallery import pick_gallery, source_key
 from datatools.eda.stats import ImageJob, StatsConfig, image_thumbnail
-from datatools.eda.tables import EdaTables, build_summary, build_tables, class_labels, write_parquet
+from datatools.eda.tables import EdaTables, build_summary, build_tables, write_parquet
 
 __all__ = ["EdaResult", "run_eda"]
 
@@ -235,7 +235,7 @@ def run_eda(
     cm = ds.class_map()
     if policy.priority:
         cm.values_by_name(policy.priority)  # unknown class names fail before the pass
-    labels, colors = class_labels(cm), class_colors(len(cm))
+    labels, colors = cm.display_names(), class_colors(len(cm))
     meta_table = read_meta(meta, meta_key) if meta is not None and meta_key is not None else None
     fold_info = folds_of_images(folds, ds, partial=partial_folds) if folds is not None else None
     jobs, picks = _plan(ds, cm, read_images, gallery)

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SHARE_KINDS", "FoldBalance", "fold_balance", "folds_of_images"]
 
-#: The class shares compared: of the fold's pixels, of its images (containing the class), of its instances.
-SHARE_KINDS = ("pixel_share", "image_share", "instance_share")
+#: The class shares compared: of the fold's pixels (background included), of its labelled pixels (the base
+#: ``datatools folds`` balances and reports), of its images (containing the class), of its instances.
+SHARE_KINDS = ("pixel_share", "labelled_share", "image_share", "instance_share")
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,10 @@ def fold_balance(
     def share(sel: npt.NDArray[np.bool_]) -> dict[str, npt.NDArray[np.float64]]:
         px = class_px[sel]
         n_inst = inst[sel].sum(axis=0)
+        labelled = px[:, 1: k + 1].sum(axis=0)
         return {
-            "pixel_share": px[:, 1: k + 1].sum(axis=0) / max(int(px.sum()), 1),
+            "pixel_share": labelled / max(int(px.sum()), 1),
+            "labelled_share": labelled / max(int(labelled.sum()), 1),
             "image_share": present[sel].sum(axis=0) / max(int(sel.sum()), 1),
             "instance_share": n_inst / max(int(n_inst.sum()), 1),
         }

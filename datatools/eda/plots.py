@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from datatools.core.classes import plot_label
+
 __all__ = ["PLOTS", "human", "render_plot"]
 
 DPI = 100
@@ -351,5 +353,8 @@ def render_plot(job: tuple[str, dict[str, Any]]) -> bytes:
 
     name, kwargs = job
     fn = PLOTS.get(name) or EXTRA_PLOTS[name]
+    for key in ("labels", "names"):  # class names and meta columns: `$`, a leading `_`, long names are safe
+        if key in kwargs:
+            kwargs = {**kwargs, key: [plot_label(str(label)) for label in kwargs[key]]}
     with matplotlib.rc_context(_STYLE):
         return fn(**kwargs)

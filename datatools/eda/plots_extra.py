@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from datatools.core.classes import plot_label
 from datatools.eda.plots import _NORMAL, _figure, _label_inches, _margins, _matrix, _png
 
 __all__ = ["EXTRA_PLOTS"]
+
+#: inches per character of a bold 10 pt title (DejaVu Sans Bold averages about 0.65 em)
+_TITLE_CHAR_INCHES = 0.65 * 10 / 72
+
+
+def _wrap_title(title: str, width: float) -> tuple[str, float]:
+    """The title wrapped to ``width`` inches (the axes' width), and the top margin its lines need."""
+    text = textwrap.fill(title, max(20, int(width / _TITLE_CHAR_INCHES)))
+    return text, 0.2 + 0.19 * (text.count("\n") + 1)
 
 
 def fold_balance(folds: list[int], labels: list[str], shares: list[list[float]], overall: list[float],
@@ -22,8 +33,10 @@ def fold_balance(folds: list[int], labels: list[str], shares: list[list[float]],
     lim = max(float(np.abs(dev).max()), 0.5)
     k = len(labels)
     room = _label_inches(labels, 8)
-    fig = _figure(max(6.5, 1.0 + 1.6 + 0.8 * k), room * 0.7 + 0.6 + 0.36 * (len(folds) + 1))
-    _margins(fig, left=1.0, right=1.6, bottom=room * 0.7, top=0.35)
+    width = max(6.5, 1.0 + 1.6 + 0.8 * k)
+    title, top = _wrap_title(title, width - 1.0 - 1.6)
+    fig = _figure(width, room * 0.7 + top + 0.25 + 0.36 * (len(folds) + 1))
+    _margins(fig, left=1.0, right=1.6, bottom=room * 0.7, top=top)
     ax = fig.subplots()
     im = _matrix(ax, dev, text, labels, "RdBu_r", -lim, lim)
     ax.set_yticks(range(len(folds) + 1), [f"fold {f}" for f in folds] + ["all"])
@@ -47,13 +60,13 @@ def meta_distributions(columns: list[dict[str, Any]]) -> bytes:
             vals = np.array([v for v in col["values"] if v is not None], dtype=float)
             ax.hist(vals, bins=25, color=_NORMAL, edgecolor="white", linewidth=0.5)
             if len(vals):
-                ax.set_title(f"{col['name']} (median {np.median(vals):.3g})")
+                ax.set_title(f"{plot_label(col['name'])} (median {np.median(vals):.3g})")
         else:
             counts = [sum(1 for v in col["values"] if v == c) for c in col["categories"]]
             ax.barh(range(len(counts)), counts, color=_NORMAL)
-            ax.set_yticks(range(len(counts)), col["categories"])
+            ax.set_yticks(range(len(counts)), [plot_label(str(c)) for c in col["categories"]])
             ax.invert_yaxis()
-            ax.set_title(col["name"])
+            ax.set_title(plot_label(col["name"]))
         ax.set_xlabel("images" if col["kind"] != "numeric" else "")
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -67,8 +80,10 @@ def meta_relation(names: list[str], labels: list[str], values: list[list[float]]
     text = [["" if np.isnan(v) else f"{v:.2f}" for v in row] for row in m]
     k = len(labels)
     room, left = _label_inches(labels, 8), _label_inches(names, 8)
-    fig = _figure(max(6.5, left + 1.6 + 0.8 * k), room * 0.7 + 0.6 + 0.36 * len(names))
-    _margins(fig, left=left, right=1.6, bottom=room * 0.7, top=0.35)
+    width = max(6.5, left + 1.6 + 0.8 * k)
+    title, top = _wrap_title(title, width - left - 1.6)
+    fig = _figure(width, room * 0.7 + top + 0.25 + 0.36 * len(names))
+    _margins(fig, left=left, right=1.6, bottom=room * 0.7, top=top)
     ax = fig.subplots()
     im = _matrix(ax, np.nan_to_num(m), text, labels, "RdBu_r" if diverging else "viridis",
                  -1 if diverging else 0, 1)

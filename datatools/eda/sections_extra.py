@@ -6,14 +6,19 @@ from typing import Any
 
 import numpy as np
 
+from datatools.core.classes import plot_label
 from datatools.eda._html import ReportInput, chip, esc, figure, num, pct, section, table, thumb
 from datatools.eda.folds import SHARE_KINDS
 
 Job = tuple[str, dict[str, Any]]
 Figures = dict[str, bytes]
 
-_KIND_TITLES = {"pixel_share": "share of the fold's pixels", "image_share": "share of the fold's images containing it",
+_KIND_TITLES = {"pixel_share": "share of the fold's pixels (background included)",
+                "labelled_share": "share of the fold's labelled pixels",
+                "image_share": "share of the fold's images containing it",
                 "instance_share": "share of the fold's instances"}
+_KIND_HEADS = {"pixel_share": "share of all pixels", "labelled_share": "share of labelled pixels",
+               "image_share": "images containing it", "instance_share": "instance share"}
 
 
 def extra_jobs(inp: ReportInput) -> list[Job]:
@@ -23,7 +28,7 @@ def extra_jobs(inp: ReportInput) -> list[Job]:
     keep = [v - 1 for v in inp.present_values()]  # classes without instances would only add empty columns
     labels = [inp.labels[k] for k in keep]
     if fb is not None and fb.folds and keep:
-        for kind in ("pixel_share", "image_share"):
+        for kind in ("labelled_share", "image_share"):
             jobs.append((f"fold_{kind}", {"folds": fb.folds, "labels": labels,
                                           "shares": fb.shares[kind][:, keep].tolist(),
                                           "overall": fb.overall[kind][keep].tolist(),
@@ -44,7 +49,7 @@ def extra_jobs(inp: ReportInput) -> list[Job]:
             jobs.append((f"meta_cat_{n}", {
                 "names": col.categories, "labels": labels, "values": col.relation[:, keep].tolist(),
                 "value_label": "share of images", "diverging": False,
-                "title": f"{col.name}: share of images containing each class"}))
+                "title": f"{plot_label(col.name)}: share of images containing each class"}))
     return jobs
 
 
@@ -90,19 +95,20 @@ def folds_section(inp: ReportInput, figs: Figures) -> str:
         lead += f" <b>{fb.unassigned}</b> image(s) of the dataset are not in the folds table."
     if fb.unknown:
         lead += f" <b>{fb.unknown}</b> row(s) of the folds table name images that are not in the dataset."
-    largest = s["pixel_share"].get("largest")
+    largest = s["labelled_share"].get("largest")
     if largest:
-        lead += (f" Largest deviation of a pixel share: <b>{esc(largest['class'])}</b> in fold {largest['fold']}, "
+        lead += (f" Largest deviation of a share of labelled pixels (the base <code>datatools folds</code> reports "
+                 f"as <i>pixels</i>): <b>{esc(largest['class'])}</b> in fold {largest['fold']}, "
                  f"<b>{100 * largest['deviation']:+.2f}</b> points.")
     rows = []
     for k, label in enumerate(fb.labels):
         rows.append([f"{chip(inp.color(k + 1))}{esc(label)}"]
                     + [f'{pct(fb.overall[kind][k])} <span class="muted">±{100 * fb.max_deviation(kind)[k]:.2f}</span>'
                        for kind in SHARE_KINDS])
-    body = figure(figs.get("fold_pixel_share"), "per-fold pixel share")
+    body = figure(figs.get("fold_labelled_share"), "per-fold share of labelled pixels")
     body += figure(figs.get("fold_image_share"), "per-fold image share")
     body += "<h3>Share over all folds, and the largest deviation of a fold from it (percentage points)</h3>" + table(
-        ["class", "pixel share", "images containing it", "instance share"], rows)
+        ["class", *(_KIND_HEADS[kind] for kind in SHARE_KINDS)], rows)
     return section("folds", "8. Folds", body, lead)
 
 

@@ -26,7 +26,6 @@ __all__ = [
     "EdaTables",
     "build_summary",
     "build_tables",
-    "class_labels",
     "rare_threshold_for",
     "robust_outliers",
     "write_parquet",
@@ -41,17 +40,6 @@ OUTLIER_Z = 3.5
 OUTLIER_PLAIN_Z = 3.0
 
 Columns = dict[str, Any]
-
-
-def class_labels(class_map: ClassMap) -> list[str]:
-    """One display name per class value 1..K: the category name, with its id when two categories share it.
-
-    Example:
-        >>> class_labels(ClassMap.from_categories([{"id": 1, "name": "a"}, {"id": 2, "name": "a"}]))
-        ['a (id 1)', 'a (id 2)']
-    """
-    names = [c.name for c in class_map.classes]
-    return [f"{c.name} (id {c.category_id})" if names.count(c.name) > 1 else c.name for c in class_map.classes]
 
 
 def robust_outliers(values: npt.NDArray[np.float64], z: float = OUTLIER_Z, plain_z: float = OUTLIER_PLAIN_Z
@@ -273,7 +261,7 @@ def build_tables(
         >>> list(tables.classes["name"])[:1]
         ['background']
     """
-    labels = class_labels(class_map)
+    labels = class_map.display_names()
     value_of = {c.category_id: c.value for c in class_map.classes}
     image_pos = {img["id"]: i for i, img in enumerate(images)}
     file_pos = {id(a): j for j, a in enumerate(annotations)}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from datatools.core.classes import plot_label
 from datatools.folds.labels import ImageLabels
 
 if TYPE_CHECKING:
@@ -117,12 +118,15 @@ def plot_balance(table: pd.DataFrame, path: str | os.PathLike[str], *, k: int | 
     """
     from matplotlib.figure import Figure  # no pyplot: the Agg canvas renders it, the user's backend is untouched
 
-    classes = list(dict.fromkeys(table["class"].tolist()))
     category_ids = list(dict.fromkeys(table["category_id"].tolist()))
+    label_of = dict(zip(table["category_id"].tolist(), table["class"].tolist(), strict=True))
+    classes = [plot_label(str(label_of[c])) for c in category_ids]
     k = int(table["fold"].max()) + 1 if k is None else k
     n_classes = len(category_ids)
     width = min(4 + 0.55 * n_classes, 40)
-    fig = Figure(figsize=(width, 1.2 + 3 * (0.9 + 0.35 * k)), dpi=100, layout="constrained")
+    ticks = n_classes <= 60
+    room = 0.07 * max((len(c) for c in classes), default=0) if ticks else 0.0  # rotated class names, bottom only
+    fig = Figure(figsize=(width, 1.2 + room + 3 * (0.9 + 0.35 * k)), dpi=100, layout="constrained")
     axes = fig.subplots(3, 1, squeeze=False)[:, 0]
     names = {"image": "images holding the class", "instance": "instances", "pixel": "labelled pixels"}
     for ax, (prefix, _) in zip(axes, MEASURES, strict=True):
@@ -135,8 +139,9 @@ def plot_balance(table: pd.DataFrame, path: str | os.PathLike[str], *, k: int | 
         lim = max(float(np.abs(dev).max()), 0.5)
         im = ax.imshow(dev, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
         ax.set_yticks(range(k), [f"fold {f}" for f in range(k)])
-        ax.set_xticks(range(n_classes), classes if n_classes <= 60 else [""] * n_classes, rotation=60, ha="right",
-                      fontsize=8)
+        last = ax is axes[-1]
+        ax.set_xticks(range(n_classes), classes if ticks and last else [""] * n_classes, rotation=60, ha="right",
+                      rotation_mode="anchor", fontsize=8)
         ax.set_title(f"share of {names[prefix]}: fold minus whole dataset (points); max |dev| "
                      f"{float(np.abs(dev).max()):.2f}", fontsize=9)
         if n_classes <= 20 and k <= 10:

@@ -53,7 +53,8 @@ class ImageLabels:
         presence: (N, K) bool.
         instances: (N, K) int64.
         pixels: (N, K) float64.
-        class_names: the K class names (category order).
+        class_names: the K class display names (category order; a shared name gets its id, see
+            :func:`datatools.core.classes.display_names`).
         category_ids: the K category ids.
         pixel_source: how ``pixels`` was measured.
     """
@@ -155,7 +156,7 @@ def image_labels(
         presence=instances > 0,
         instances=instances,
         pixels=pixels,
-        class_names=tuple(c.name for c in class_map.classes),
+        class_names=tuple(class_map.display_names()),
         category_ids=tuple(int(c.category_id) for c in class_map.classes if c.category_id is not None),
         pixel_source=pixel_source,
     )
