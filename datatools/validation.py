@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from datatools.core.coco import read_coco_json
 from datatools.core.dataset import resolve_input
-from datatools.core.errors import InvalidDatasetError
 from datatools.core.issues import Issue
+from datatools.core.paths import require_folder
 from datatools.core.validate import validate_records
 from datatools.core.validate_files import validate_files
 
@@ -56,8 +55,7 @@ def validate_dataset(
         []
     """
     ann, images = resolve_input(ann, images, data)
-    if not Path(images).is_dir():
-        raise InvalidDatasetError(f"{images}: image folder not found")
+    require_folder(images)
     coco = read_coco_json(ann)
     issues = validate_records(coco, str(ann))
     issues += validate_files(coco, images, decode=decode, workers=workers, progress=progress)

@@ -24,6 +24,7 @@ from datatools.cli._common import (
     fail,
     handle_errors,
     open_dataset,
+    with_option_names,
 )
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError
@@ -145,7 +146,7 @@ def fit_cmd(
                              aug=str(aug) if aug else None, amp=amp, accum=accum, workers=workers, seed=seed,
                              device=device)
     except ValueError as exc:
-        raise fail(str(exc)) from None
+        raise fail(with_option_names(str(exc))) from None
     ds = _dataset(ann, images, data, skip_invalid, progress)
     train, val = _split(ds, folds, fold, partial_folds)
     if val is None:

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
 from datatools.core.imageio import IMAGE_EXTENSIONS, read_image, read_image_size
+from datatools.core.paths import require_folder
 
 from .checkpoint import ModelSpec, load_checkpoint, model_from_checkpoint
 from .config import Mode
@@ -52,9 +53,7 @@ def items_from_folder(folder: str | os.PathLike[str]) -> list[Item]:
     Raises:
         InvalidDatasetError: the folder holds no image.
     """
-    root = Path(folder)
-    if not root.is_dir():
-        raise InvalidDatasetError(f"{root}: image folder not found")
+    root = require_folder(folder)
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
         raise InvalidDatasetError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)})")

@@ -19,9 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from datatools.augment._load import DONOR_MARGIN
-from datatools.augment.sampling import SourceIndex, plan_rare_pastes, resolve_classes
+from datatools.augment.sampling import SourceIndex, index_rarity, plan_rare_pastes, resolve_classes
 from datatools.augment.types import OutputPlan, Sample, empty_masks
 from datatools.core.errors import InvalidDatasetError
+from datatools.core.rarity import RARE_THRESHOLD
 
 __all__ = [
     "Blend",
@@ -48,7 +49,8 @@ class CopyPasteConfig:
 
     Attributes:
         classes: class names to paste, or ``"auto"`` for the rare classes.
-        rare_threshold: ``auto``: a class is rare under this fraction of the most common class's image share.
+        rare_threshold: ``auto``: a class is rare when fewer images hold it than this fraction of the images
+            holding the most common class (:mod:`datatools.core.rarity`).
         objects_range: objects pasted per output image (min, max).
         scale_range: scale jitter of each pasted object.
         flip_prob: probability of a horizontal flip of each pasted object.
@@ -64,7 +66,7 @@ class CopyPasteConfig:
     """
 
     classes: str | tuple[str, ...] = "auto"
-    rare_threshold: float = 0.8
+    rare_threshold: float = RARE_THRESHOLD
     objects_range: tuple[int, int] = (1, 3)
     scale_range: tuple[float, float] = (0.75, 1.25)
     flip_prob: float = 0.5
@@ -79,6 +81,8 @@ class CopyPasteConfig:
     target_images: int | None = None
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.rare_threshold <= 1.0:
+            raise ValueError(f"rare_threshold must lie in [0, 1], got {self.rare_threshold:g}")
         object.__setattr__(self, "blend", Blend(self.blend))
         lo, hi = self.objects_range
         if not 1 <= lo <= hi:
@@ -147,7 +151,9 @@ def plan_copy_paste(index: SourceIndex, config: CopyPasteConfig, count: int | No
     """
     classes = resolve_classes(config.classes, index, config.rare_threshold)
     if not classes:
-        raise InvalidDatasetError(f"{index.source}: no class to paste (the source images hold no objects)")
+        rarity = index_rarity(index, config.rare_threshold)
+        raise InvalidDatasetError(f"{index.source}: no rare class to paste among the {len(index)} source images (rare: "
+                                  f"{rarity.rule}); name the classes with --classes or raise --rare-threshold")
     empty = [index.names[c] for c in classes if not index.objects_of_class.get(c)]
     if empty:
         raise InvalidDatasetError(f"{index.source}: class(es) {', '.join(empty)} have no object to copy")

@@ -17,6 +17,7 @@ from datatools.augment._tiles import TileParams, apply_tiles, sample_tile
 from datatools.augment.sampling import SourceIndex, choose_distinct, preferred_weights, resolve_classes
 from datatools.augment.types import OutputPlan, Sample
 from datatools.core.errors import InvalidDatasetError
+from datatools.core.rarity import RARE_THRESHOLD
 
 __all__ = ["MosaicConfig", "MosaicParams", "apply_mosaic", "grid_cuts", "plan_mosaic", "sample_mosaic_params"]
 
@@ -34,7 +35,8 @@ class MosaicConfig:
         min_area: objects with fewer pixels after the cut are dropped.
         prefer: class names, or ``"auto"`` for the rare classes, whose images are favoured as tiles.
         prefer_boost: how much more likely an image holding a preferred class is picked.
-        rare_threshold: ``auto``: a class is rare under this fraction of the most common class's image share.
+        rare_threshold: ``auto``: a class is rare when fewer images hold it than this fraction of the images
+            holding the most common class (:mod:`datatools.core.rarity`).
     """
 
     grid_hw: tuple[int, int] = (2, 2)
@@ -43,17 +45,20 @@ class MosaicConfig:
     min_area: int = 16
     prefer: str | tuple[str, ...] | None = None
     prefer_boost: float = 4.0
-    rare_threshold: float = 0.8
+    rare_threshold: float = RARE_THRESHOLD
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.rare_threshold <= 1.0:
+            raise ValueError(f"rare_threshold must lie in [0, 1], got {self.rare_threshold:g}")
         gy, gx = self.grid_hw
         if gy < 1 or gx < 1 or gy * gx < 2:
             raise ValueError(f"grid_hw must have at least 2 tiles, e.g. (2, 2), got {self.grid_hw}")
         lo, hi = self.center_range
         g = max(gy, gx)
         if not (0.5 - 1 / g < lo <= hi < 0.5 + 1 / g) and g > 1:
-            raise ValueError(f"center_range must lie inside ({0.5 - 1 / g:.3f}, {0.5 + 1 / g:.3f}) for a "
-                             f"{gy}x{gx} grid, got {self.center_range}")
+            raise ValueError(f"center_range must lie strictly between {0.5 - 1 / g:g} and {0.5 + 1 / g:g} for a "
+                             f"{gy}x{gx} grid (so that no tile is empty), got {lo:g},{hi:g}; e.g. "
+                             f"{0.5 - 0.5 / g:g},{0.5 + 0.5 / g:g}")
         if self.size_hw is not None and (self.size_hw[0] < 2 * gy or self.size_hw[1] < 2 * gx):
             raise ValueError(f"size_hw {self.size_hw} is too small for a {gy}x{gx} grid")
         if self.min_area < 1:

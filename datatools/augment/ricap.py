@@ -16,6 +16,7 @@ from datatools.augment._tiles import TileParams, apply_tiles, sample_tile
 from datatools.augment.sampling import SourceIndex, choose_distinct, preferred_weights, resolve_classes
 from datatools.augment.types import OutputPlan, Sample
 from datatools.core.errors import InvalidDatasetError
+from datatools.core.rarity import RARE_THRESHOLD
 
 __all__ = ["RicapConfig", "RicapParams", "apply_ricap", "plan_ricap", "sample_ricap_params"]
 
@@ -32,7 +33,8 @@ class RicapConfig:
         min_area: objects with fewer pixels after the cut are dropped.
         prefer: class names, or ``"auto"``, whose images are favoured as partners.
         prefer_boost: how much more likely an image holding a preferred class is picked.
-        rare_threshold: ``auto``: a class is rare under this fraction of the most common class's image share.
+        rare_threshold: ``auto``: a class is rare when fewer images hold it than this fraction of the images
+            holding the most common class (:mod:`datatools.core.rarity`).
     """
 
     beta: float = 0.3
@@ -40,9 +42,11 @@ class RicapConfig:
     min_area: int = 16
     prefer: str | tuple[str, ...] | None = None
     prefer_boost: float = 4.0
-    rare_threshold: float = 0.8
+    rare_threshold: float = RARE_THRESHOLD
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.rare_threshold <= 1.0:
+            raise ValueError(f"rare_threshold must lie in [0, 1], got {self.rare_threshold:g}")
         if self.beta <= 0:
             raise ValueError(f"beta must be > 0, got {self.beta}")
         if self.size_hw is not None and min(self.size_hw) < 2:

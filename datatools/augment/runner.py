@@ -36,7 +36,7 @@ from datatools.augment._load import (
     with_objects,
 )
 from datatools.augment._records import Segmentation, crops_to_fields, masks_to_fields
-from datatools.augment.sampling import SourceIndex, class_shares, select_sources
+from datatools.augment.sampling import AUTO, SourceIndex, class_shares, index_rarity, select_sources
 from datatools.augment.types import AugmentOp, ObjectRecord, OutputPlan, Sample, params_to_json
 from datatools.core.atomic import output_dir
 from datatools.core.classes import display_names
@@ -77,6 +77,10 @@ class AugmentResult:
         shares_before: class name -> image share among the source images.
         shares_after: class name -> image share among the source images plus the new ones.
         inexact_polygons: objects whose polygons could not hold their mask exactly (holes).
+        rare: with ``auto`` (copy-paste's classes, mosaic's or ricap's ``prefer``): the classes picked as rare among
+            the source images (display names), else None.
+        rare_rule: what rare meant (:func:`datatools.core.rarity.rare_rule`), with ``rare``.
+        absent: with ``rare``: the classes no source image holds (never rare).
     """
 
     out: Path
@@ -87,6 +91,9 @@ class AugmentResult:
     shares_before: dict[str, float] = field(default_factory=dict)
     shares_after: dict[str, float] = field(default_factory=dict)
     inexact_polygons: int = 0
+    rare: tuple[str, ...] | None = None
+    rare_rule: str = ""
+    absent: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,12 @@ def _next_id(records: Sequence[Mapping[str, Any]]) -> int:
     return max((int(r["id"]) for r in records if isinstance(r.get("id"), int)), default=0) + 1
 
 
+def _auto(config: Any) -> bool:
+    """Whether the op picks the rare classes itself (``classes`` or ``prefer`` is ``auto``)."""
+    return any(isinstance(getattr(config, f, None), str) and getattr(config, f).strip().lower() == AUTO
+               for f in ("classes", "prefer"))
+
+
 def _shares(counts: Mapping[int, int], n: int, names: Mapping[int, str]) -> dict[str, float]:
     label = dict(zip(names, display_names(names.items()), strict=True))
     return {label[c]: s for c, s in class_shares(counts, n).items()}
@@ -271,6 +284,8 @@ def run_augment(
                 shutil.copyfile(src.image_path(img), dst)
         write_coco_json(tmp / ANNOTATIONS_FILE, coco)
     counts = index.image_counts()
+    label = dict(zip(index.names, display_names(index.names.items()), strict=True))
+    rarity = index_rarity(index, config.rare_threshold) if _auto(config) else None
     after = dict(counts)
     for r in results:
         for c in {a["category_id"] for a in r["annotations"] if not a["iscrowd"]}:
@@ -279,7 +294,9 @@ def run_augment(
                          len(src.images) if merge else 0, len(index),
                          _shares(counts, len(index), index.names), _shares(after, len(index) + len(results),
                                                                           index.names),
-                         sum(r["inexact"] for r in results))
+                         sum(r["inexact"] for r in results),
+                         tuple(label[c] for c in rarity.rare) if rarity else None, rarity.rule if rarity else "",
+                         tuple(label[c] for c in rarity.absent) if rarity else ())
 
 
 @contextlib.contextmanager

@@ -2,8 +2,8 @@
 read here).
 
 The class statistics are image shares: the fraction of images holding at least one object of a class.
-``--rare auto`` picks the classes whose share is under ``rare_threshold`` times the share of the most common
-class (the rarest class is always picked); ``--prefer`` makes images holding those classes more likely partners.
+``--rare auto`` picks the rare classes (:mod:`datatools.core.rarity`: held by fewer images than ``rare_threshold``
+times the images of the most common class); ``--prefer`` makes images holding those classes more likely partners.
 """
 
 from __future__ import annotations
@@ -20,17 +20,18 @@ from datatools.augment.types import OutputPlan
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError, InvalidDatasetError
 from datatools.core.folds_table import fold_image_ids, read_folds_for
+from datatools.core.rarity import RARE_THRESHOLD, Rarity, rare_classes
 
 __all__ = [
     "AUTO",
     "SourceIndex",
     "choose_distinct",
     "class_shares",
+    "index_rarity",
     "plan_donor_pastes",
     "plan_each_source",
     "plan_rare_pastes",
     "preferred_weights",
-    "rare_classes",
     "resolve_classes",
     "select_sources",
     "under_target",
@@ -101,20 +102,15 @@ def class_shares(counts: Mapping[int, int], n_images: int) -> dict[int, float]:
     return {c: (k / n_images if n_images else 0.0) for c, k in counts.items()}
 
 
-def rare_classes(counts: Mapping[int, int], n_images: int, threshold: float) -> tuple[int, ...]:
-    """The rare classes: share under ``threshold`` x the largest share; classes without objects are skipped
-    (nothing could be copied from them); the rarest class is always included.
+def index_rarity(index: SourceIndex, threshold: float = RARE_THRESHOLD) -> Rarity[int]:
+    """The rare and absent classes (category ids) of the source images, by the one definition
+    (:func:`datatools.core.rarity.rare_classes`) on the images holding a copyable (non-crowd) object.
 
     Example:
-        >>> rare_classes({1: 210, 2: 262, 3: 268, 0: 0}, 512, 0.8)
+        >>> index_rarity(SourceIndex.from_dataset(ds)).rare
         (1,)
     """
-    shares = {c: s for c, s in class_shares(counts, n_images).items() if counts[c] > 0}
-    if not shares:
-        return ()
-    top = max(shares.values())
-    rarest = min(shares, key=lambda c: (shares[c], c))
-    return tuple(c for c in shares if shares[c] < threshold * top or c == rarest)
+    return rare_classes(index.image_counts(), threshold)
 
 
 def resolve_classes(spec: str | Sequence[str] | None, index: SourceIndex, threshold: float) -> tuple[int, ...]:
@@ -127,7 +123,7 @@ def resolve_classes(spec: str | Sequence[str] | None, index: SourceIndex, thresh
     if spec is None or spec == "" or (not isinstance(spec, str) and not spec):
         return ()
     if isinstance(spec, str) and spec.strip().lower() == AUTO:
-        return rare_classes(index.image_counts(), len(index), threshold)
+        return index_rarity(index, threshold).rare
     names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else [str(n).strip() for n in spec]
     out: list[int] = []
     for name in filter(None, names):

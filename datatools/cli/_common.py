@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ import typer
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError
 from datatools.core.issues import Issue
+from datatools.core.rarity import RARE_HELP
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +41,7 @@ SkipInvalidOpt = Annotated[
     bool,
     typer.Option("--skip-invalid", help="Drop records with errors (reported on stderr) instead of refusing."),
 ]
+RareThresholdOpt = Annotated[float, typer.Option("--rare-threshold", min=0.0, max=1.0, help=RARE_HELP)]
 PartialFoldsOpt = Annotated[
     bool,
     typer.Option("--partial-folds", help="Accept a --folds table that covers only part of the dataset (or lists "
@@ -83,6 +86,23 @@ def tolerate_closed_stdout() -> None:
     """Make a closed stdout quiet for the rest of the process (the entry points call it first)."""
     if not isinstance(sys.stdout, _ClosedStdoutTolerant) and hasattr(sys.stdout, "fileno"):
         sys.stdout = _ClosedStdoutTolerant(sys.stdout)  # type: ignore[assignment]
+
+
+def with_option_names(message: str) -> str:
+    """A config's message (raised while options are turned into a config) with its field names written as the
+    options that set them: ``size_hw`` as ``--size``, ``target_share`` as ``--target-share``, and a leading
+    ``size must ...`` as ``--size must ...`` (a CLI flag is the API parameter name with dashes).
+
+    Example:
+        >>> with_option_names("size_hw (0, 0) is too small for a 2x2 grid")
+        '--size (0, 0) is too small for a 2x2 grid'
+    """
+
+    def option(match: re.Match[str]) -> str:
+        return "--" + re.sub(r"_(hw|wh|yx|xy)$", "", match.group(0)).replace("_", "-")
+
+    message = re.sub(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b", option, message)  # snake_case: a field name
+    return re.sub(r"^[a-z]+(?= must\b)", option, message)
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:

@@ -27,13 +27,16 @@ from datatools.cli._common import (
     OverwriteOpt,
     PartialFoldsOpt,
     ProgressOpt,
+    RareThresholdOpt,
     SeedOpt,
     SkipInvalidOpt,
     WorkersOpt,
     handle_errors,
     open_dataset,
+    with_option_names,
 )
 from datatools.core.errors import DatatoolsError
+from datatools.core.rarity import RARE_THRESHOLD
 
 app = typer.Typer(no_args_is_help=True, help="Make new images offline (mosaic, ricap, copy-paste, flip, rotate, "
                   "albu) and write them as a new dataset, fold-aware.")
@@ -54,7 +57,8 @@ SegOpt = Annotated[Segmentation, typer.Option("--segmentation", help="rle (exact
 SizeOpt = Annotated[str | None, typer.Option("--size", help="Output size: N or H,W [default: the first source "
                                              "image's].", show_default=False)]
 PreferOpt = Annotated[str | None, typer.Option("--prefer", help="Favour images holding these classes "
-                                               "(NAME,NAME) or the rare ones (auto).", show_default=False)]
+                                               "(NAME,NAME) or the rare ones (auto; see --rare-threshold).",
+                                               show_default=False)]
 
 
 def _default(cls: type[Any], name: str) -> Any:
@@ -74,7 +78,6 @@ class _D:
     mosaic_min_area = _default(MosaicConfig, "min_area")
     beta = _default(RicapConfig, "beta")
     ricap_min_area = _default(RicapConfig, "min_area")
-    rare_threshold = _default(CopyPasteConfig, "rare_threshold")
     objects_range = _default(CopyPasteConfig, "objects_range")
     scale_range = _default(CopyPasteConfig, "scale_range")
     flip_prob = _default(CopyPasteConfig, "flip_prob")
@@ -124,7 +127,7 @@ def _config(cls: type[Any], **kwargs: Any) -> Any:
     try:
         return cls(**{k: v for k, v in kwargs.items() if v is not None})
     except ValueError as exc:
-        raise DatatoolsError(str(exc)) from None
+        raise DatatoolsError(with_option_names(str(exc))) from None
 
 
 def _run(op: str, config: Any, ann: Path | None, images: Path | None, data: Path | None, out: Path,
@@ -138,6 +141,9 @@ def _run(op: str, config: Any, ann: Path | None, images: Path | None, data: Path
 
 
 def _report(result: AugmentResult) -> None:
+    if result.rare is not None:
+        absent = f"; absent (no source image holds them): {', '.join(result.absent)}" if result.absent else ""
+        typer.echo(f"rare classes ({result.rare_rule}): {', '.join(result.rare) or 'none'}{absent}")
     merged = f" plus {result.merged_images} source images" if result.merged_images else ""
     typer.echo(f"wrote {result.images} new images ({result.annotations} annotations){merged} from "
                f"{result.sources} source images to {result.out}")
@@ -167,7 +173,7 @@ def mosaic(
                                               "output size.")] = _D.center_range,
     min_area: Annotated[int, typer.Option("--min-area", help="Objects under this many pixels after the cut "
                                           "are dropped.")] = _D.mosaic_min_area,
-    prefer: PreferOpt = None,
+    prefer: PreferOpt = None, rare_threshold: RareThresholdOpt = RARE_THRESHOLD,
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
     fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
     quality: QualityOpt = 95,
@@ -185,7 +191,8 @@ def mosaic(
     except ValueError:
         raise typer.BadParameter(f"--grid must be like 2x2 or 3x3, got {grid!r}") from None
     config = _config(MosaicConfig, grid_hw=(gy, gx), size_hw=_size(size),
-                     center_range=_floats(center_range, "--center-range"), min_area=min_area, prefer=prefer)
+                     center_range=_floats(center_range, "--center-range"), min_area=min_area, prefer=prefer,
+                     rare_threshold=rare_threshold)
     common = _common(count, seed, workers, folds, fold, partial_folds, merge, fmt, quality, segmentation,
                      overwrite, progress, skip_invalid)
     _run("mosaic", config, ann, images, data, out, common)
@@ -199,7 +206,7 @@ def ricap(
     size: SizeOpt = None,
     min_area: Annotated[int, typer.Option("--min-area", help="Objects under this many pixels after the cut "
                                           "are dropped.")] = _D.ricap_min_area,
-    prefer: PreferOpt = None,
+    prefer: PreferOpt = None, rare_threshold: RareThresholdOpt = RARE_THRESHOLD,
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
     fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
     quality: QualityOpt = 95,
@@ -212,7 +219,8 @@ def ricap(
 
         datatools augment ricap --ann train.json --images data/ --out ricap/ -n 800 --folds folds.parquet --fold 0
     """
-    config = _config(RicapConfig, beta=beta, size_hw=_size(size), min_area=min_area, prefer=prefer)
+    config = _config(RicapConfig, beta=beta, size_hw=_size(size), min_area=min_area, prefer=prefer,
+                     rare_threshold=rare_threshold)
     common = _common(count, seed, workers, folds, fold, partial_folds, merge, fmt, quality, segmentation,
                      overwrite, progress, skip_invalid)
     _run("ricap", config, ann, images, data, out, common)
@@ -226,8 +234,7 @@ def copy_paste(
                                                 show_default=False)] = None,
     rare: Annotated[str | None, typer.Option("--rare", help="'auto': paste the rare classes (the default).",
                                              show_default=False)] = None,
-    rare_threshold: Annotated[float, typer.Option("--rare-threshold", help="auto: rare under this fraction of the "
-                                                  "most common class's image share.")] = _D.rare_threshold,
+    rare_threshold: RareThresholdOpt = RARE_THRESHOLD,
     objects_range: Annotated[str, typer.Option("--objects-range", help="Objects pasted per image: MIN,MAX.")]
     = _D.objects_range,
     scale_range: Annotated[str, typer.Option("--scale-range", help="Scale jitter: LOW,HIGH.")] = _D.scale_range,

@@ -23,6 +23,7 @@ from datatools.core.classes import ClassMap
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError
 from datatools.core.masks import OverlapPolicy
+from datatools.core.paths import require_folder
 from datatools.formats.mask_dir import ANN_DIR, CLASSES_FILE, IMG_DIR, coco_to_mask_dir, mask_dir_to_coco
 from datatools.formats.submission_dir import SubmissionStyle, mask_dir_to_submission, submission_to_mask_dir
 
@@ -123,8 +124,7 @@ def from_masks(
     ann_dir = masks / ANN_DIR if (masks / ANN_DIR).is_dir() else masks
     images = images or masks / IMG_DIR
     classes = classes or masks / CLASSES_FILE
-    if not images.is_dir():
-        raise DatatoolsError(f"{images}: image folder not found (give --images)")
+    require_folder(images, hint="(give --images)")
     coco_dict = mask_dir_to_coco(ann_dir, images, ClassMap.load(classes))
     Dataset(coco_dict, images).save(out, overwrite=overwrite)
     typer.echo(f"wrote {len(coco_dict['images'])} images and {len(coco_dict['annotations'])} annotations to {out}")

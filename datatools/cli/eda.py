@@ -15,11 +15,13 @@ from datatools.cli._common import (
     OverwriteOpt,
     PartialFoldsOpt,
     ProgressOpt,
+    RareThresholdOpt,
     SkipInvalidOpt,
     WorkersOpt,
     handle_errors,
 )
 from datatools.core.masks import OverlapPolicy
+from datatools.core.rarity import RARE_THRESHOLD
 
 
 def _overlap(value: str) -> str:
@@ -47,10 +49,7 @@ def eda(
                                          "conflict-ignore.")] = "smaller-on-top",
     no_images: Annotated[bool, typer.Option("--no-images", help="Annotation-only report: do not read the images "
                                             "(no pixel statistics, no gallery).")] = False,
-    rare_threshold: Annotated[float | None, typer.Option("--rare-threshold", min=0.0, max=1.0, help="Share of "
-                                                         "instances or labelled pixels under which a class is rare "
-                                                         "(default: 1/(4K) for K classes with instances).",
-                                                         show_default=False)] = None,
+    rare_threshold: RareThresholdOpt = RARE_THRESHOLD,
     gallery: Annotated[int, typer.Option("--gallery", min=0, help="Gallery images per class.")] = 4,
     skip_invalid: SkipInvalidOpt = False,
     workers: WorkersOpt = None,
@@ -76,8 +75,11 @@ def eda(
         mean = ", ".join(f"{v:.4f}" for v in s["normalize"]["mean"])
         std = ", ".join(f"{v:.4f}" for v in s["normalize"]["std"])
         typer.echo(f"normalize: mean=({mean}) std=({std})")
-    if s["problems"]["error"]:
-        typer.echo(f"warning: {s['problems']['error']} record(s) or file(s) with errors were left out "
-                   "(--skip-invalid); they are listed under Annotation problems in the report", err=True)
-    if s["rare"]["classes"]:
-        typer.echo(f"rare classes (below {100 * s['rare']['threshold']:.2f}%): {', '.join(s['rare']['classes'])}")
+    left = s.get("left_out")
+    if left and (left["images"] or left["annotations"]):
+        typer.echo(f"warning: --skip-invalid left out {left['images']} image(s) and {left['annotations']} "
+                   f"annotation(s) with errors (the counts above are without them); the errors are listed under "
+                   "Annotation problems in the report", err=True)
+    rare = s["rare"]
+    absent = f"; absent (no image holds them): {', '.join(rare['absent'])}" if rare["absent"] else ""
+    typer.echo(f"rare classes ({rare['rule']}): {', '.join(rare['classes']) or 'none'}{absent}")

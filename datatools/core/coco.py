@@ -23,7 +23,7 @@ def read_coco_json(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Raises:
         UnreadableFileError: the file is missing, unreadable, truncated or not JSON.
-        InvalidDatasetError: the JSON is not a COCO instance file.
+        InvalidDatasetError: the JSON is not a COCO instance file (panoptic and captions files included).
 
     Example:
         >>> coco = read_coco_json("examples/medical_waste/train/_annotations.coco.json")
@@ -61,7 +61,19 @@ def read_coco_json(path: str | os.PathLike[str]) -> dict[str, Any]:
         for i, rec in enumerate(coco[key]):
             if not isinstance(rec, dict):
                 raise InvalidDatasetError(f"{path}: {key}[{i}] is a {type(rec).__name__}, expected an object")
+    other = _other_kind(coco["annotations"])
+    if other:
+        raise InvalidDatasetError(f"{path}: not an instance-segmentation file: {other}")
     return coco
+
+
+def _other_kind(annotations: list[dict[str, Any]]) -> str | None:
+    """What a COCO file of another task holds instead of instances (panoptic, captions), or None."""
+    if any("segments_info" in a for a in annotations):
+        return "a COCO panoptic file (annotations hold 'segments_info' and a PNG per image); convert it to instances"
+    if annotations and all("caption" in a and not a.get("segmentation") for a in annotations):
+        return "a COCO captions file (annotations hold 'caption', no segmentation)"
+    return None
 
 
 def write_coco_json(path: str | os.PathLike[str], coco: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from datatools.core.classes import ClassMap
 from datatools.core.coco import read_coco_json, write_coco_json
 from datatools.core.errors import DatatoolsError, InvalidDatasetError
 from datatools.core.issues import Issue, Severity
-from datatools.core.paths import resolve_under
+from datatools.core.paths import require_folder, resolve_under
 from datatools.core.validate import validate_records
 from datatools.core.validate_files import validate_files
 
@@ -38,9 +38,10 @@ def resolve_input(
     if data is not None:
         if ann is not None or images is not None:
             raise DatatoolsError("give either --data or --ann with --images, not both")
-        data = Path(data)
+        data = require_folder(data, "dataset folder")
         if not (data / ANNOTATIONS_FILE).is_file():
-            raise InvalidDatasetError(f"{data}: not a datatools dataset folder (no {ANNOTATIONS_FILE})")
+            raise InvalidDatasetError(f"{data}: not a datatools dataset folder (no {ANNOTATIONS_FILE}; for another "
+                                      "COCO file give --ann FILE --images DIR)")
         return data / ANNOTATIONS_FILE, data / IMAGES_DIR
     if ann is None or images is None:
         raise DatatoolsError("give --ann and --images (or --data DIR for a folder written by datatools)")
@@ -101,9 +102,7 @@ class Dataset:
             InvalidDatasetError: errors were found and ``skip_invalid`` is False; the message gives the first
                 one and how many there are.
         """
-        ann, images = Path(ann), Path(images)
-        if not images.is_dir():
-            raise InvalidDatasetError(f"{images}: image folder not found")
+        ann, images = Path(ann), require_folder(images)
         coco = read_coco_json(ann)
         issues = validate_records(coco, str(ann))
         if check_files:

@@ -5,7 +5,35 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-__all__ = ["file_name_problem", "resolve_under"]
+__all__ = ["file_name_problem", "require_folder", "resolve_under"]
+
+
+def require_folder(path: str | os.PathLike[str], what: str = "image folder", hint: str = "") -> Path:
+    """``path`` as a Path when it is a folder; otherwise an error that says whether it is missing or a file.
+
+    Args:
+        path: the folder the user gave.
+        what: what it should be, for the message (``image folder``, ``dataset folder``, ...).
+        hint: appended to the message, e.g. ``(give --images)``.
+
+    Raises:
+        UnreadableFileError: ``path`` does not exist, or is a file.
+
+    Example:
+        >>> require_folder("README.md")
+        Traceback (most recent call last):
+        UnreadableFileError: README.md: is a file, expected an image folder
+    """
+    from datatools.core.errors import UnreadableFileError
+
+    folder = Path(path)
+    tail = f" {hint}" if hint else ""
+    if folder.is_file():
+        raise UnreadableFileError(f"{folder}: is a file, expected an {what}{tail}" if what[0] in "aeiou"
+                                  else f"{folder}: is a file, expected a {what}{tail}")
+    if not folder.is_dir():
+        raise UnreadableFileError(f"{folder}: {what} not found{tail}")
+    return folder
 
 
 def file_name_problem(file_name: object) -> str | None:

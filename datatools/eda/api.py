@@ -23,7 +23,10 @@ from datatools.core.errors import DatatoolsError, InvalidDatasetError
 from datatools.core.issues import Issue, Severity, summarize
 from datatools.core.masks import OverlapPolicy
 from datatools.core.parallel import parallel_map
+from datatools.core.paths import require_folder
+from datatools.core.rarity import RARE_THRESHOLD
 from datatools.core.validate import validate_records
+from datatools.core.validate_files import validate_files
 from datatools.eda.accumulate import Totals, run_pass
 from datatools.eda.colors import class_colors
 from datatools.eda.gallery import pick_gallery, source_key
@@ -71,12 +74,18 @@ def _slim(ann: dict[str, Any]) -> dict[str, Any]:
     return {k: ann[k] for k in ("id", "category_id", "segmentation", "iscrowd") if k in ann}
 
 
-def _open(ann: Path, root: Path, read_images: bool, skip_invalid: bool) -> tuple[Dataset, list[Issue]]:
-    """The dataset and every record problem; errors refuse it unless ``skip_invalid`` drops their records."""
-    if read_images and not root.is_dir():
-        raise InvalidDatasetError(f"{root}: image folder not found (pass --no-images for an annotation-only report)")
+def _open(ann: Path, root: Path, read_images: bool, skip_invalid: bool, workers: int | None,
+          progress: bool) -> tuple[Dataset, list[Issue], tuple[int, int]]:
+    """The dataset and every record problem; errors refuse it unless ``skip_invalid`` drops their records.
+
+    With ``skip_invalid``, images whose file is missing or unreadable (header) are dropped here too, before the
+    pass, so that every count of the report is of the images it analysed."""
+    if read_images:
+        require_folder(root, hint="(pass --no-images for an annotation-only report)")
     coco = read_coco_json(ann)
     issues = validate_records(coco, str(ann))
+    if skip_invalid and read_images:
+        issues += validate_files(coco, root, workers=workers, progress=progress)
     errors = [i for i in issues if i.severity is Severity.ERROR]
     ds = Dataset(coco, root, ann)
     if errors and not skip_invalid:
@@ -85,7 +94,7 @@ def _open(ann: Path, root: Path, read_images: bool, skip_invalid: bool) -> tuple
                                   "the broken records and report them")
     if errors:
         ds = ds.drop_records(errors)  # the same dropping as Dataset.load(skip_invalid=True)
-    return ds, issues
+    return ds, issues, (len(coco["images"]), len(coco["annotations"]))
 
 
 def _plan(ds: Dataset, cm: ClassMap, read_images: bool, gallery: int) -> tuple[list[ImageJob], dict[int, list[int]]]:
@@ -181,7 +190,7 @@ def run_eda(
     meta_key: str | None = None,
     overlap: str | OverlapPolicy = "smaller-on-top",
     read_images: bool = True,
-    rare_threshold: float | None = None,
+    rare_threshold: float = RARE_THRESHOLD,
     gallery: int = 4,
     skip_invalid: bool = False,
     overwrite: bool = False,
@@ -202,7 +211,8 @@ def run_eda(
         meta_key: the column of ``meta`` that names the image (id, file name, stem or folder).
         overlap: overlap policy for the pixel counts (see ``datatools.core.masks.Overlap``).
         read_images: decode the images (``False``: annotation-only report, no image statistics or gallery).
-        rare_threshold: share of instances or labelled pixels under which a class is rare (default ``1/(4K)``).
+        rare_threshold: a class is rare when fewer images hold it than this fraction of the images holding the
+            most common class (:mod:`datatools.core.rarity`); a class no image holds is absent, not rare.
         gallery: images per class in the gallery (0: none).
         skip_invalid: drop records and images with errors (they are listed in the report) instead of refusing.
         overwrite: replace a non-empty ``out``.
@@ -231,7 +241,7 @@ def run_eda(
     if (meta is None) != (meta_key is None):
         raise DatatoolsError("--meta and --meta-key go together")
     ann_path, root = resolve_input(ann, images, data)
-    ds, issues = _open(ann_path, root, read_images, skip_invalid)
+    ds, issues, in_file = _open(ann_path, root, read_images, skip_invalid, workers, progress)
     cm = ds.class_map()
     if policy.priority:
         cm.values_by_name(policy.priority)  # unknown class names fail before the pass
@@ -257,6 +267,8 @@ def run_eda(
         tables.images["fold"] = image_fold
         tables.annotations["fold"] = [image_fold[i] for i in tables.ann_image.tolist()]
         extra["folds"] = {"file": str(folds), **balance.summary()}
+    if skip_invalid:
+        extra["left_out"] = {"images": in_file[0] - len(ds.images), "annotations": in_file[1] - len(ds.annotations)}
     meta_info = None
     if meta_table is not None and meta is not None and meta_key is not None:
         present = np.zeros((len(ds.images), len(cm)), dtype=bool)

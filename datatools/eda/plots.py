@@ -105,8 +105,7 @@ def class_balance(labels: list[str], colors: list[list[int]], instances: list[in
         ax.set_title(title)
         ax.grid(axis="y", visible=False)
         ax.margins(x=0.18)
-    axes[0].axvline(threshold * sum(instances), color=_RARE, lw=0.8, ls="--")
-    axes[2].axvline(100 * threshold, color=_RARE, lw=0.8, ls="--")
+    axes[1].axvline(100 * threshold * max(image_share, default=0.0), color=_RARE, lw=0.8, ls="--")  # rarity.py
     _class_ticks(axes[0], labels, rare)
     return _png(fig)
 

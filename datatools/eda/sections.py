@@ -77,26 +77,27 @@ def core_jobs(inp: ReportInput) -> list[Job]:
 def class_section(inp: ReportInput, figs: Figures) -> str:
     cls = inp.tables.classes
     rare = inp.summary["rare"]
-    threshold = pct(rare["threshold"], 2)
     names = ", ".join(f"<b>{esc(n)}</b>" for n in rare["classes"])
-    lead = (f"Rare classes (share of instances or of labelled pixels below <b>{threshold}</b>): {names}."
-            if rare["classes"] else f"No rare class (threshold: share of instances or of labelled pixels below "
-            f"<b>{threshold}</b>).")
+    lead = (f"Rare classes ({esc(rare['rule'])}): {names}." if rare["classes"]
+            else f"No rare class (rare: {esc(rare['rule'])}).")
+    if rare["absent"]:
+        lead += f" Absent (no image holds them, so not rare): {', '.join(f'<b>{esc(n)}</b>' for n in rare['absent'])}."
     lead += f" Background is <b>{pct(inp.summary['background_share'])}</b> of all pixels."
     rows = []
     for i in range(len(cls["value"])):
         v = int(cls["value"][i])
         color = inp.color(v) if 0 < v < 255 else ("#000000" if v == 0 else "#ffffff")
         flag = ""
-        if 0 < v < 255 and cls["rare"][i]:
-            flag = '<span class="tag bad">absent</span>' if cls["instances"][i] == 0 else \
-                '<span class="tag bad">rare</span>'
+        if 0 < v < 255 and not cls["images"][i]:
+            flag = '<span class="tag">absent</span>'
+        elif 0 < v < 255 and cls["rare"][i]:
+            flag = '<span class="tag bad">rare</span>'
         rows.append([f"{chip(color)}{esc(cls['name'][i])}", num(cls["instances"][i]), num(cls["images"][i]),
                      bar(cls["image_share"][i], color if v else "#888"), bar(cls["pixel_share"][i], color if v else
                                                                                 "#888"),
                      pct(cls["labelled_share"][i]), num(cls["instances_per_image"][i]), flag])
     body = figure(figs.get("class_balance"), "class balance", "Bars outlined in red: rare classes; dashed line: "
-                  "the rare threshold.")
+                  "the rare threshold (images containing the class).")
     body += table(["class", "instances", "images", "images containing it", "share of all pixels",
                    "share of labelled pixels", "instances per image", ""], rows, "classes")
     return section("classes", "1. Class balance", body, lead)

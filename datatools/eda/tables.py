@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from datatools.core.classes import ClassMap
+from datatools.core.rarity import RARE_THRESHOLD, rare_classes, rare_rule
 from datatools.eda.accumulate import PIXEL_COLUMNS, Totals
 
 __all__ = [
@@ -26,7 +27,6 @@ __all__ = [
     "EdaTables",
     "build_summary",
     "build_tables",
-    "rare_threshold_for",
     "robust_outliers",
     "write_parquet",
 ]
@@ -166,18 +166,9 @@ def _annotation_columns(annotations: Sequence[dict[str, Any]], order: npt.NDArra
     return cols, values, img_idx
 
 
-def rare_threshold_for(instances: npt.NDArray[np.int64], threshold: float | None) -> float:
-    """The rare-class threshold: ``threshold`` when given, else a quarter of the even share ``1 / (4 K)`` over
-    the K classes that have instances."""
-    if threshold is not None:
-        return float(threshold)
-    present = int((instances > 0).sum())
-    return 1.0 / (4 * present) if present else 0.0
-
-
 def _class_columns(totals: Totals, class_map: ClassMap, labels: Sequence[str], values: npt.NDArray[np.int64],
                    img_idx: npt.NDArray[np.int64], px: npt.NDArray[np.int64], rel: npt.NDArray[np.float64],
-                   n_images: int, rare_threshold: float | None) -> tuple[Columns, float]:
+                   n_images: int, rare_threshold: float) -> tuple[Columns, float]:
     k = len(labels)
     class_px = totals.class_px.sum(axis=0) if len(totals.class_px) else np.zeros(k + 2, np.int64)
     total_px = int(class_px.sum())
@@ -186,11 +177,13 @@ def _class_columns(totals: Totals, class_map: ClassMap, labels: Sequence[str], v
     images_with = np.zeros(k, dtype=np.int64)
     for v in range(1, k + 1):
         images_with[v - 1] = len(np.unique(img_idx[values == v]))
-    threshold = rare_threshold_for(instances, rare_threshold)
+    threshold = float(rare_threshold)
     n_ann = max(int(instances.sum()), 1)
     instance_share = instances / n_ann
     labelled_share = class_px[1: k + 1] / max(labelled_px, 1)
-    rare = (instances == 0) | (instance_share < threshold) | (labelled_share < threshold)
+    rarity = rare_classes(dict(enumerate(images_with.tolist())), threshold)
+    rare = np.zeros(k, dtype=bool)
+    rare[list(rarity.rare)] = True
 
     def per_class(fn: Any, arr: npt.NDArray[Any]) -> list[float | None]:
         return [float(fn(arr[values == v])) if (values == v).any() else None for v in range(1, k + 1)]
@@ -238,7 +231,7 @@ def build_tables(
     class_map: ClassMap,
     *,
     read_pixels: bool,
-    rare_threshold: float | None = None,
+    rare_threshold: float = RARE_THRESHOLD,
 ) -> tuple[EdaTables, float]:
     """The images, annotations and classes tables from the records and the pass totals.
 
@@ -249,8 +242,8 @@ def build_tables(
         totals: what the pass summed.
         class_map: category id -> value.
         read_pixels: whether images were decoded (image statistics columns).
-        rare_threshold: share of instances or labelled pixels below which a class is rare (default
-            ``1 / (4 K)``).
+        rare_threshold: a class is rare when fewer images hold it than this fraction of the images holding
+            the most common class (:mod:`datatools.core.rarity`).
 
     Returns:
         The tables and the rare threshold used.
@@ -336,9 +329,9 @@ def build_summary(
         "normalize": None,
         "background_share": _r(pixels[0] / total_px),
         "ignore_share": _r(sum(int(p) for p, v in zip(pixels, cls["value"], strict=True) if v == 255) / total_px),
-        "rare": {"threshold": _r(threshold),
-                 "rule": "share of instances or of labelled pixels below the threshold",
-                 "classes": [cls["name"][i] for i in class_rows if cls["rare"][i]]},
+        "rare": {"threshold": _r(threshold), "rule": rare_rule(threshold),
+                 "classes": [cls["name"][i] for i in class_rows if cls["rare"][i]],
+                 "absent": [cls["name"][i] for i in class_rows if not cls["images"][i]]},
         "class_balance": [
             {"name": cls["name"][i], "value": int(cls["value"][i]), "category_id": cls["category_id"][i],
              "instances": int(cls["instances"][i]), "images": int(cls["images"][i]),

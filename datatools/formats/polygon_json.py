@@ -18,7 +18,7 @@ from typing import Any
 from datatools.core.atomic import atomic_write_json
 from datatools.core.errors import InvalidDatasetError, UnreadableFileError
 from datatools.core.imageio import IMAGE_EXTENSIONS, read_image_size
-from datatools.core.paths import file_name_problem
+from datatools.core.paths import file_name_problem, require_folder
 
 __all__ = ["IMAGE_EXTENSIONS", "coco_to_polygon_json", "polygon_json_to_coco"]
 
@@ -97,8 +97,7 @@ def polygon_json_to_coco(
     """
     labels_root, images_root = Path(labels_dir), Path(images_dir)
     for root, what in ((labels_root, "labels"), (images_root, "images")):
-        if not root.is_dir():
-            raise UnreadableFileError(f"{root}: {what} folder not found")
+        require_folder(root, f"{what} folder")
     label_files = _walk(labels_root, (".json",))
     if not label_files:
         raise InvalidDatasetError(f"{labels_root}: no label .json files found")

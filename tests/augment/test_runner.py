@@ -27,11 +27,12 @@ from datatools.augment import (
     RotateConfig,
     run_augment,
 )
-from datatools.augment.sampling import SourceIndex, plan_rare_pastes, rare_classes, resolve_classes
+from datatools.augment.sampling import SourceIndex, plan_rare_pastes, resolve_classes
 from datatools.cli.main import app
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
 from datatools.core.masks import annotation_to_rle, rle_to_mask
+from datatools.core.rarity import Rarity, rare_classes
 from datatools.validation import validate_dataset
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "medical_waste" / "train"
@@ -204,8 +205,8 @@ def test_overlapping_classes_keep_their_overlaps(tmp_path: Path, op: str) -> Non
 
 # ---- rare classes ------------------------------------------------------------------------------------------------
 def test_rare_classes_and_target_planning(ds: Dataset) -> None:
-    assert rare_classes({0: 0, 1: 210, 2: 262, 3: 259, 4: 268}, 512, 0.8) == (1,)
-    assert rare_classes({1: 50, 2: 100, 3: 45}, 200, 0.6) == (1, 3)
+    assert rare_classes({0: 0, 1: 210, 2: 262, 3: 259, 4: 268}, 0.8) == Rarity(0.8, (1,), (0,))
+    assert rare_classes({1: 50, 2: 100, 3: 45}, 0.6).rare == (1, 3)
     index = SourceIndex.from_dataset(ds)
     with pytest.raises(InvalidDatasetError, match="not a category"):
         resolve_classes("Battery", index, 0.8)

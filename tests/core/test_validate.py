@@ -229,7 +229,7 @@ def test_missing_annotation_file_and_image_folder(tmp_path: Path, make_coco) -> 
     ann, images, _ = make_coco()
     with pytest.raises(UnreadableFileError, match="annotation file not found"):
         validate_dataset(tmp_path / "nope.json", images, workers=1)
-    with pytest.raises(InvalidDatasetError, match="image folder not found"):
+    with pytest.raises(UnreadableFileError, match="image folder not found"):
         validate_dataset(ann, tmp_path / "nope", workers=1)
 
 

@@ -163,9 +163,12 @@ def test_missing_image_files_refuse_or_are_reported(tmp_path: Path) -> None:
         run_eda(ann, root, out=tmp_path / "e", workers=2, progress=False)
     assert not (tmp_path / "e").exists()
     result = run_eda(ann, root, out=tmp_path / "e", skip_invalid=True, workers=2, progress=False, gallery=0)
-    images = pd.read_parquet(tmp_path / "e" / "images.parquet")
-    assert images["file_problem"].tolist()[2] == "missing-image" and images["file_problem"].isna().sum() == 14
-    assert np.isnan(images["brightness"][2]) and result.summary["problems"]["codes"]["missing-image"] == 1
+    images = pd.read_parquet(tmp_path / "e" / "images.parquet")  # left out, so not counted (issue 11 item 11)
+    assert coco["images"][2]["id"] not in images["image_id"].tolist() and len(images) == 14
+    assert images["file_problem"].isna().all() and not np.isnan(images["brightness"]).any()
+    assert result.summary["problems"]["codes"]["missing-image"] == 1 and result.summary["images"] == 14
+    assert result.summary["left_out"] == {"images": 1, "annotations": sum(
+        a["image_id"] == coco["images"][2]["id"] for a in coco["annotations"])}
 
 
 def test_output_rules_and_bad_options(tmp_path: Path) -> None:
@@ -181,9 +184,11 @@ def test_output_rules_and_bad_options(tmp_path: Path) -> None:
     assert not (tmp_path / "e" / "keep.txt").exists()
     classes = pd.read_parquet(tmp_path / "e" / "classes.parquet")
     cls = classes[classes["value"].between(1, 254)]
-    expected = cls[(cls["instances"] == 0) | (cls["instance_share"] < 0.3) | (cls["labelled_share"] < 0.3)]
+    held = cls[cls["images"] > 0]
+    expected = held[held["images"] < 0.3 * held["images"].max()]
     assert result.summary["rare"] == {"threshold": 0.3, "rule": result.summary["rare"]["rule"],
-                                      "classes": expected["name"].tolist()}
+                                      "classes": expected["name"].tolist(),
+                                      "absent": cls[cls["images"] == 0]["name"].tolist()}
 
 
 def test_outlier_images_are_flagged(tmp_path: Path) -> None:

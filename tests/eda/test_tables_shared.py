@@ -75,7 +75,7 @@ def test_classes_parquet_equals_pycocotools(shared_data: Path, tmp_path: Path) -
             assert row["small_share"] == pytest.approx(np.mean(np.array(areas) < 32**2))
             assert row["large_share"] == pytest.approx(np.mean(np.array(areas) >= 96**2))
         else:
-            assert bool(row["rare"])  # the empty placeholder category is flagged
+            assert not bool(row["rare"])  # the empty placeholder category is absent, not rare
     assert {c for c in rows.index if instances[c]} and pixels[4] > 0
 
     # the rows behind it: per image and per annotation
