@@ -1,0 +1,180 @@
+"""``pseudo_label``: predictions of unlabelled images become a new dataset of confident labels and ignore regions."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datatools.core.atomic import check_output_dir
+from datatools.core.dataset import Dataset
+from datatools.core.errors import DatatoolsError, InvalidDatasetError
+
+from .rule import RuleConfig
+from .sources.base import Decision, Source, Target
+from .writer import DatasetWriter, ImageLabels
+
+__all__ = ["PseudoResult", "pseudo_label", "targets_from_dataset", "targets_from_folder"]
+
+_HIST_EDGES = [round(k / 10, 1) for k in range(11)]
+
+
+@dataclass(frozen=True)
+class PseudoResult:
+    """What a run wrote.
+
+    Attributes:
+        out: the dataset folder.
+        images: images written with pseudo labels.
+        skipped: file names skipped by ``min_confident``.
+        summary: the content of ``summary.json``.
+    """
+
+    out: Path
+    images: int
+    skipped: list[str]
+    summary: dict[str, Any]
+
+
+def targets_from_dataset(dataset: Dataset) -> list[Target]:
+    """The images of a dataset (its annotations are not used)."""
+    return [Target(dict(img), dataset.image_path(img)) for img in dataset.images]
+
+
+def targets_from_folder(folder: str | os.PathLike[str]) -> list[Target]:
+    """Every image under ``folder`` (sorted by relative path; sizes from the headers); ids are given on write.
+
+    Raises:
+        InvalidDatasetError: the folder is missing or holds no image.
+    """
+    from datatools_train.ensemble import items_from_folder
+
+    return [Target({"id": None, "file_name": it.file_name, "height": it.height, "width": it.width}, it.path)
+            for it in items_from_folder(folder)]
+
+
+def _rule_params(rule: RuleConfig, source: Source) -> dict[str, Any]:
+    params: dict[str, Any] = {"threshold": rule.threshold, "class_thresholds": dict(rule.class_thresholds),
+                              "min_area": rule.min_area, "min_confident": rule.min_confident}
+    if source.mode == "instances":
+        params["uncertain"] = rule.uncertain
+    return params
+
+
+class _Tally:
+    """Per-class pixel counts and per-image confident shares, for ``summary.json``."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.pixels = {n: [0, 0] for n in names}
+        self.shares: list[float] = []
+        self.total = 0
+
+    def add(self, labels: ImageLabels, size_hw: tuple[int, int]) -> None:
+        for name, (predicted, labelled) in labels.class_pixels.items():
+            self.pixels[name][0] += predicted
+            self.pixels[name][1] += labelled
+        self.shares.append(labels.confident_share)
+        self.total += size_hw[0] * size_hw[1]
+
+    def summary(self) -> dict[str, Any]:
+        classes = {n: {"predicted_pixels": p, "labelled_pixels": k,
+                       "confident_share": round(k / p, 6) if p else None,
+                       "pixel_share": round(k / self.total, 6) if self.total else None}
+                   for n, (p, k) in self.pixels.items()}
+        shares = np.asarray(self.shares, dtype=np.float64)
+        counts = np.histogram(shares, bins=_HIST_EDGES)[0].tolist() if shares.size else []
+        dist = {"mean": round(float(shares.mean()), 6), "min": round(float(shares.min()), 6),
+                "median": round(float(np.median(shares)), 6), "histogram": {"edges": _HIST_EDGES, "counts": counts}
+                } if shares.size else {}
+        return {"classes": classes, "confident_share": dist}
+
+
+def pseudo_label(
+    source: Source,
+    out: str | os.PathLike[str],
+    *,
+    dataset: Dataset | None = None,
+    images: str | os.PathLike[str] | None = None,
+    rule: RuleConfig | None = None,
+    merge_with: Dataset | None = None,
+    link: bool = False,
+    workers: int | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PseudoResult:
+    """Pseudo-label images: confident predicted pixels become annotations, the others ignore regions.
+
+    Writes a new dataset folder: ``images/`` (copied, or hard-linked with ``link``), ``annotations.json`` (one RLE
+    annotation per connected component and class, the ignore region as RLE in ``images[].datatools.ignore``,
+    provenance per image) and ``summary.json``. Everything is checked before any work; the folder appears
+    complete or not at all.
+
+    Args:
+        source: :class:`~datatools.pseudo.sources.CheckpointSource`, ``ProbabilitySource`` or ``ResultsSource``.
+        out: output folder.
+        dataset: the images as a COCO dataset (its annotations are not used; ids and categories are kept).
+        images: or a bare image folder (categories come from the predictions); results files need ``dataset``.
+        rule: thresholds (default :class:`RuleConfig`).
+        merge_with: a labelled dataset written first, the pseudo-labelled images after it under ``pseudo/``
+            with new ids (so ``train fit --data`` alone trains on both).
+        link: hard-link images instead of copying them (copies when linking fails).
+        workers: processes for per-image work (probabilities, results) or DataLoader workers (checkpoints).
+        seed: recorded in the provenance (the rule draws nothing at random).
+        overwrite: replace a non-empty ``out``.
+        progress: progress bars on a terminal.
+
+    Raises:
+        DatatoolsError: bad thresholds, classes that differ from the dataset's, predictions for other images or
+            of other sizes, an existing ``out``; nothing is written.
+
+    Example:
+        >>> src = ProbabilitySource(["pred_a/", "pred_b/"])
+        >>> pseudo_label(src, "pseudo/", images="unlabelled/", rule=RuleConfig(threshold=0.9, min_area=64))
+    """
+    rule = rule or RuleConfig()
+    if (dataset is None) == (images is None):
+        raise DatatoolsError("give the images to label: --images DIR, --ann F --images DIR, or --data DIR")
+    if dataset is None and source.mode == "instances":
+        raise DatatoolsError("--predictions needs the COCO dataset its image ids refer to (--ann/--images or --data)")
+    check_output_dir(out, overwrite)
+    targets = targets_from_dataset(dataset) if dataset is not None else targets_from_folder(images)  # type: ignore
+    if not targets:
+        raise InvalidDatasetError(f"{dataset.source if dataset else images}: no images to pseudo-label")
+    categories = dataset.categories if dataset is not None else [{"id": i, "name": n} for i, n in source.classes()]
+    source.check(targets, categories if dataset is not None else None, dataset.source if dataset else images)
+    if merge_with is not None:
+        want = [(c["id"], c["name"]) for c in categories]
+        got = [(c["id"], c["name"]) for c in merge_with.categories]
+        if got != want:
+            raise InvalidDatasetError(f"{merge_with.source}: --merge-with categories {got} differ from the pseudo "
+                                      f"labels' {want}")
+    names = source.names
+    decision = Decision(source.mode, names, rule.per_channel(names), tuple(int(str(c["id"])) for c in categories),
+                        rule.min_area)
+    origin = source.provenance()
+    params = {"predictions": origin, **_rule_params(rule, source)}
+    tally = _Tally(tuple(n for n in names))
+    skipped: list[str] = []
+    coco_extra = {k: v for k, v in dataset.coco.items() if k not in ("images", "annotations", "categories")} \
+        if dataset is not None else {}
+    with DatasetWriter(out, [dict(c) for c in categories], overwrite=overwrite, link=link, merge_with=merge_with,
+                       coco_extra=coco_extra) as writer:
+        stream = source.labels(targets, decision, rule, workers=workers, progress=progress)
+        for target, labels in zip(targets, stream, strict=True):
+            tally.add(labels, target.size_hw)
+            if labels.confident_share < rule.min_confident:
+                skipped.append(target.file_name)
+                continue
+            image_params = {**params, "files": labels.files} if labels.files else params
+            writer.add(target.record, target.path, labels, {
+                "op": "pseudo-label", "sources": [target.file_name], "seed": seed, "params": image_params,
+                "confident_share": round(labels.confident_share, 6)})
+        summary = {"images": len(targets), "written": writer.added, "skipped": skipped, "source": origin,
+                   "rule": _rule_params(rule, source), "merged_with": str(merge_with.source) if merge_with else None,
+                   **tally.summary()}
+        writer.finish(summary)
+    return PseudoResult(Path(out), writer.added, skipped, summary)
