@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 TRAIN_ANN := $(EXAMPLE)/train/_annotations.coco.json
 VALID_ANN := $(EXAMPLE)/valid/_annotations.coco.json
 
-# validate -> eda -> folds -> augment -> train, on the bundled example (a few minutes on a laptop CPU)
+# validate -> eda -> folds -> augment -> train -> predict -> pseudo-label, on the bundled example (a few minutes on a laptop CPU)
 demo: $(STAMP)
 	$(DT) validate --ann $(TRAIN_ANN) --images $(EXAMPLE)/train
 	$(DT) validate --ann $(VALID_ANN) --images $(EXAMPLE)/valid
@@ -32,8 +32,12 @@ demo: $(STAMP)
 		--arch Unet --encoder resnet18 --weights none --size 128 --epochs 2 --batch 8 --out $(DEMO_OUT)/run --overwrite
 	$(DT) train predict --ckpt $(DEMO_OUT)/run/best.pt --images $(EXAMPLE)/valid --tta hflip \
 		--submission trash --out $(DEMO_OUT)/pred --overwrite
+	$(DT) pseudo-label --ckpt $(DEMO_OUT)/run/best.pt --tta hflip --images $(EXAMPLE)/valid --threshold 0.7 \
+		--min-area 16 --out $(DEMO_OUT)/pseudo --overwrite
+	$(DT) validate --data $(DEMO_OUT)/pseudo
 	@echo "demo outputs in $(DEMO_OUT)/: eda/report.html, folds/, copy_paste/ (augmented training set),"
-	@echo "  masks/valid/ (mask folder), run/ (checkpoints, history.csv), pred/ (masks + submission.csv)"
+	@echo "  masks/valid/ (mask folder), run/ (checkpoints, history.csv), pred/ (masks + submission.csv),"
+	@echo "  pseudo/ (valid images pseudo-labelled as if unlabelled: train fit --extra $(DEMO_OUT)/pseudo)"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

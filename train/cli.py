@@ -215,8 +215,13 @@ def predict_cmd(
     data: DataOpt = None,
     tta: TtaOpt = None,
     vote: VoteOpt = False,
-    save_probs: Annotated[bool, typer.Option("--save-probs", help="Keep compact probabilities for later "
-                                             "ensembling.")] = False,
+    save_probs: Annotated[bool, typer.Option("--save-probs", help="Also write probs/<file_name stem>.npz per "
+                                             "image, for datatools pseudo-label --probs and later ensembling: "
+                                             "'probs' (C, S, S) mean probabilities at the model's side S "
+                                             "(multiclass: background first; multilabel: one per class; order of "
+                                             "classes.json), float16 or uint8 = round(p * 255) (--probs-dtype), "
+                                             "and 'shape_hw' (the image's height, width); resize bilinearly to "
+                                             "the image. Read with datatools_train.predict.load_probs.")] = False,
     probs_dtype: Annotated[str, typer.Option("--probs-dtype", help="uint8 or float16.")] = "uint8",
     submission: Annotated[str | None, typer.Option("--submission", help="Also write submission.csv: trash "
                                                    "(class ids) or xray (rle).", show_default=False)] = None,
