@@ -10,8 +10,8 @@ import typer
 from datatools import __version__
 from datatools.cli import augment, convert, folds
 from datatools.cli._common import tolerate_closed_stdout
-from datatools.cli.pseudo import pseudo_label
 from datatools.cli.eda import eda
+from datatools.cli.pseudo import pseudo_label
 from datatools.cli.validate import validate
 from datatools.core.allocator import keep_freed_memory
 from datatools_train.cli import app as train_app  # imports no torch until a train command runs
