@@ -93,6 +93,8 @@ def pseudo_label(
         raise fail("--tta applies to --ckpt only (saved probabilities already hold their views)")
     rule = RuleConfig(threshold=threshold, class_thresholds=RuleConfig.parse_class_thresholds(class_threshold or []),
                       uncertain=uncertain, min_area=min_area, min_confident=min_confident)
+    if predictions is not None and uncertain > threshold:
+        raise fail(f"--uncertain: {uncertain} must lie in (0, --threshold {threshold}]")
     if ann is None and data is None and images is None:
         raise fail("give the images to label: --images DIR, --ann F --images DIR, or --data DIR")
     if predictions is not None and ann is None and data is None:

@@ -122,7 +122,8 @@ def pseudo_label(
         merge_with: a labelled dataset written first, the pseudo-labelled images after it under ``pseudo/``
             with new ids (so ``train fit --data`` alone trains on both).
         link: hard-link images instead of copying them (copies when linking fails).
-        workers: processes for per-image work (probabilities, results) or DataLoader workers (checkpoints).
+        workers: processes for per-image work with saved probabilities and results files (a checkpoint source
+            takes its DataLoader workers when it is built).
         seed: recorded in the provenance (the rule draws nothing at random).
         overwrite: replace a non-empty ``out``.
         progress: progress bars on a terminal.
@@ -140,6 +141,8 @@ def pseudo_label(
         raise DatatoolsError("give the images to label: --images DIR, --ann F --images DIR, or --data DIR")
     if dataset is None and source.mode == "instances":
         raise DatatoolsError("--predictions needs the COCO dataset its image ids refer to (--ann/--images or --data)")
+    if source.mode == "instances" and rule.uncertain > rule.threshold:
+        raise DatatoolsError(f"--uncertain: {rule.uncertain} must lie in (0, --threshold {rule.threshold}]")
     check_output_dir(out, overwrite)
     targets = targets_from_dataset(dataset) if dataset is not None else targets_from_folder(images)  # type: ignore
     if not targets:

@@ -30,7 +30,8 @@ class RuleConfig:
     Attributes:
         threshold: a pixel's class must reach this probability (results files: an instance's score), in (0, 1].
         class_thresholds: ``(name, t)`` pairs overriding ``threshold`` for those classes (``background`` too).
-        uncertain: results files only: instances scoring in ``[uncertain, threshold)`` become ignore regions.
+        uncertain: results files only: instances scoring in ``[uncertain, threshold)`` become ignore regions (at
+            most ``threshold``; checked where a results file is used).
         min_area: connected components of a class under this many pixels become ignore.
         min_confident: images whose share of non-ignored pixels is under this are skipped (listed in the summary).
     """
@@ -46,8 +47,8 @@ class RuleConfig:
                                                            for n, t in self.class_thresholds)]:
             if not 0 < t <= 1:
                 raise DatatoolsError(f"{name}: {t} is outside (0, 1]")
-        if not 0 < self.uncertain <= self.threshold:
-            raise DatatoolsError(f"--uncertain: {self.uncertain} must lie in (0, --threshold {self.threshold}]")
+        if not 0 < self.uncertain <= 1:
+            raise DatatoolsError(f"--uncertain: {self.uncertain} is outside (0, 1]")
         if self.min_area < 0:
             raise DatatoolsError(f"--min-area: {self.min_area} is negative")
         if not 0 <= self.min_confident <= 1:

@@ -47,7 +47,7 @@ def refused(tmp_path: Path, *args: str, says: str) -> None:
     (["--class-threshold", "red=0"], "--class-threshold red: 0.0 is outside (0, 1]"),
     (["--class-threshold", "red"], "write NAME=T"),
     (["--class-threshold", "purple=0.8"], "--class-threshold purple: not a class"),
-    (["--uncertain", "0.95"], "--uncertain: 0.95 must lie in (0, --threshold 0.9]"),
+    (["--uncertain", "0"], "--uncertain: 0.0 is outside (0, 1]"),
     (["--min-confident", "2"], "--min-confident: 2.0 is outside [0, 1]"),
     (["--tta", "hflip"], "--tta applies to --ckpt only"),
 ])
@@ -59,10 +59,12 @@ def test_bad_options(inputs: tuple[Path, Path], tmp_path: Path, extra: list[str]
 def test_one_source_and_images_are_needed(inputs: tuple[Path, Path], tmp_path: Path) -> None:
     data, pred = inputs
     refused(tmp_path, "--data", str(data), says="exactly one source")
+    (tmp_path / "r.json").write_text("[]")
+    refused(tmp_path, "--predictions", str(tmp_path / "r.json"), "--data", str(data), "--uncertain", "0.95",
+            says="--uncertain: 0.95 must lie in (0, --threshold 0.9]")
     refused(tmp_path, "--probs", str(pred), "--predictions", str(pred), "--data", str(data),
             says="got --probs, --predictions")
     refused(tmp_path, "--probs", str(pred), says="give the images to label")
-    (tmp_path / "r.json").write_text("[]")
     refused(tmp_path, "--predictions", str(tmp_path / "r.json"), "--images", str(data / "images"),
             says="--predictions needs the COCO dataset")
 
