@@ -35,12 +35,13 @@ def datatools(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "datatools", *args], check=True)
 
 
-def fit(out: Path, train: Path, extra: Path | None, size: int, epochs: int) -> None:
+def fit(out: Path, train: Path, masks: Path, extra: Path | None, size: int, epochs: int) -> None:
     if (out / "best.pt").is_file():
         return
-    args = ["train", "fit", "--ann", str(train / "_annotations.coco.json"), "--images", str(train), "--arch", "Unet",
-            "--encoder", "resnet18", "--weights", "none", "--size", str(size), "--epochs", str(epochs), "--batch",
-            "8", "--workers", "1", "--seed", "0", "--no-progress", "--out", str(out), "--overwrite"]
+    args = ["train", "fit", "--masks", str(masks), "--ann", str(train / "_annotations.coco.json"), "--images",
+            str(train), "--arch", "Unet", "--encoder", "resnet18", "--weights", "none", "--size", str(size),
+            "--epochs", str(epochs), "--batch", "8", "--workers", "1", "--seed", "0", "--no-progress",
+            "--out", str(out), "--overwrite"]
     datatools(*args, *(["--extra", str(extra)] if extra else []))
 
 
@@ -81,12 +82,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="medical_waste folder (train/ valid/ test/)")
     ap.add_argument("--work", type=Path, required=True, help="working folder (runs, predictions, pseudo sets)")
-    ap.add_argument("--size", type=int, default=160, help="training side")
-    ap.add_argument("--epochs", type=int, default=6, help="training epochs")
+    ap.add_argument("--size", type=int, default=128, help="training side")
+    ap.add_argument("--epochs", type=int, default=3, help="training epochs")
     ap.add_argument("--fit-threshold", type=float, default=None, help="then fit train + pseudo(valid) at this")
     a = ap.parse_args()
     train, valid, test = a.data / "train", a.data / "valid", a.data / "test"
-    fit(a.work / "run_train", train, None, a.size, a.epochs)
+    masks = a.work / "masks_train"
+    if not (masks / "classes.json").is_file():
+        datatools("convert", "masks", "--ann", str(train / "_annotations.coco.json"), "--images", str(train),
+                  "--out", str(masks), "--overwrite", "--no-progress")
+    fit(a.work / "run_train", train, masks, None, a.size, a.epochs)
     if not (a.work / "pred_valid" / "predict.json").is_file():
         datatools("train", "predict", "--ckpt", str(a.work / "run_train" / "best.pt"), "--images", str(valid),
                   "--save-probs", "--probs-dtype", "float16", "--workers", "1", "--no-progress", "--out",
@@ -103,7 +108,7 @@ def main() -> None:
     if a.fit_threshold is None:
         return
     pseudo = a.work / f"pseudo_{a.fit_threshold}"
-    fit(a.work / "run_train_pseudo", train, pseudo, a.size, a.epochs)
+    fit(a.work / "run_train_pseudo", train, masks, pseudo, a.size, a.epochs)
     for run in ("run_train", "run_train_pseudo"):
         ev = a.work / f"eval_{run}"
         if not (ev / "per_class.csv").is_file():
