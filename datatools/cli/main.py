@@ -10,6 +10,7 @@ import typer
 from datatools import __version__
 from datatools.cli import augment, convert, folds
 from datatools.cli._common import tolerate_closed_stdout
+from datatools.cli.clean import clean
 from datatools.cli.eda import eda
 from datatools.cli.pseudo import pseudo_label
 from datatools.cli.validate import validate
@@ -52,6 +53,7 @@ app.add_typer(convert.app, name="convert")
 app.command("eda")(eda)
 app.add_typer(folds.app, name="folds")
 app.add_typer(augment.app, name="augment")
+app.command("clean")(clean)
 app.command("pseudo-label")(pseudo_label)
 app.add_typer(train_app, name="train")
 

@@ -23,9 +23,9 @@ from datatools.eda.sections import (
 )
 from datatools.eda.sections_extra import extra_jobs, folds_section, gallery_section, meta_section, plot_name
 
-__all__ = ["ReportInput", "figure_jobs", "render_figures", "render_report"]
+__all__ = ["REPORT_CSS", "ReportInput", "figure_jobs", "render_figures", "render_report"]
 
-_CSS = """
+REPORT_CSS = """
 :root{--fg:#1d2430;--muted:#5f6b7a;--line:#e3e7ee;--bg:#f6f7fb;--card:#fff;--accent:#3b5bdb;--bad:#c0392b;
 --warn:#b7791f;--ok:#2f855a}
 *{box-sizing:border-box}
@@ -166,7 +166,7 @@ def render_report(inp: ReportInput, figures: dict[str, bytes], title: str | None
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<link rel="icon" href="data:,"><title>{esc(title)}</title><style>{_CSS}</style></head><body>'
+        f'<link rel="icon" href="data:,"><title>{esc(title)}</title><style>{REPORT_CSS}</style></head><body>'
         f'<header class="top"><div class="wrap"><h1>Segmentation dataset EDA</h1>'
         f'<div class="src">annotations <b>{esc(src["annotations"])}</b> · images <b>{esc(src["images"])}</b> · '
         f'overlap policy <b>{esc(inp.summary["overlap_policy"])}</b></div></div></header>'

@@ -36,6 +36,9 @@ __all__ = [
     "compared_policies",
     "image_stats",
     "image_thumbnail",
+    "pixel_stats",
+    "read_checked",
+    "sharpness",
 ]
 
 #: Side of the per-class spatial heat map (every image is mapped onto the same HEAT_SIZE x HEAT_SIZE grid).
@@ -156,8 +159,8 @@ class ImageStats:
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
-def _pixel_stats(image: npt.NDArray[np.uint8]) -> PixelStats:
-    """Channel means, stds and the luma mean/std from the image's first and second moments.
+def pixel_stats(image: npt.NDArray[np.uint8]) -> PixelStats:
+    """Channel means, stds and the luma mean/std of an (H, W, 3) RGB image, from the image's first and second moments.
 
     The channel sums and the 3 x 3 sums of products are exact integers (OpenCV sums and squared norms; a
     product sum from ``|a - b|^2 = |a|^2 + |b|^2 - 2 a.b``), so no gray or float image is made: the luma
@@ -186,7 +189,21 @@ def _pixel_stats(image: npt.NDArray[np.uint8]) -> PixelStats:
     )
 
 
-def _read(job: ImageJob, root: str) -> tuple[npt.NDArray[np.uint8] | None, Issue | None]:
+def sharpness(gray: npt.NDArray[np.uint8]) -> float:
+    """Variance of the Laplacian of a grey image (the usual focus measure): near 0 for blurred or flat images.
+
+    Example:
+        >>> sharpness(np.zeros((8, 8), np.uint8))
+        0.0
+    """
+    lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=1)
+    _, std = cv2.meanStdDev(lap)
+    return float(std[0, 0]) ** 2
+
+
+def read_checked(job: ImageJob, root: str) -> tuple[npt.NDArray[np.uint8] | None, Issue | None]:
+    """Decode an image once, as ``eda`` and ``clean`` read it: ``(RGB pixels, None)``, or ``(None, the problem)``
+    when the file is missing, unreadable or another size than its record declares."""
     path = Path(root) / job.file_name
     where = f"image id {job.image_id}"
     if not path.is_file():
@@ -268,9 +285,9 @@ def image_stats(job: ImageJob, cfg: StatsConfig) -> ImageStats:
 
     image, issue, pixels = None, None, None
     if cfg.read_pixels:
-        image, issue = _read(job, cfg.root)
+        image, issue = read_checked(job, cfg.root)
         if image is not None:
-            pixels = _pixel_stats(image)
+            pixels = pixel_stats(image)
     resolved = resolve(job.annotations, rles, values, areas, job.ignore, hw, cm, cfg.overlap,
                        compared_policies(cfg.overlap), overlaps.conflicting)
     heat_values, heat = _heat(job.annotations, rles, values, hw, cfg.heat_size)
@@ -302,7 +319,7 @@ def image_thumbnail(job: ImageJob, cfg: StatsConfig) -> bytes | None:
     Example:
         >>> jpeg = image_thumbnail(job, cfg)
     """
-    image, _ = _read(job, cfg.root)
+    image, _ = read_checked(job, cfg.root)
     if image is None:
         return None
     mask = rasterize_semantic(job.annotations, job.height, job.width, cfg.class_map, cfg.overlap, ignore=job.ignore)

@@ -27,6 +27,7 @@ __all__ = [
     "EdaTables",
     "build_summary",
     "build_tables",
+    "modified_z",
     "robust_outliers",
     "write_parquet",
 ]
@@ -42,10 +43,31 @@ OUTLIER_PLAIN_Z = 3.0
 Columns = dict[str, Any]
 
 
+def modified_z(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Signed modified z-scores ``0.6745 * (x - median) / MAD`` (Iglewicz and Hoaglin); NaN stays NaN, and every
+    score is 0 when fewer than 3 values are known or the MAD is 0.
+
+    Example:
+        >>> modified_z(np.array([1.0, 2, 3, 4, 100])).round(2).tolist()
+        [-1.35, -0.67, 0.0, 0.67, 65.43]
+    """
+    out = np.where(np.isnan(values), np.nan, 0.0)
+    ok = ~np.isnan(values)
+    if ok.sum() < 3:
+        return out
+    x = values[ok]
+    med = float(np.median(x))
+    mad = float(np.median(np.abs(x - med)))
+    if mad > 0:
+        out[ok] = 0.6745 * (x - med) / mad
+    return out
+
+
 def robust_outliers(values: npt.NDArray[np.float64], z: float = OUTLIER_Z, plain_z: float = OUTLIER_PLAIN_Z
                     ) -> npt.NDArray[np.bool_]:
     """Values far from the bulk by a robust and by a plain measure: modified z-score
-    ``0.6745 * |x - median| / MAD`` above ``z`` and ``|x - mean| / std`` above ``plain_z`` (NaN is never one).
+    ``0.6745 * |x - median| / MAD`` above ``z`` (:func:`modified_z`) and ``|x - mean| / std`` above ``plain_z``
+    (NaN is never one).
 
     The robust score alone flags a quarter of a dataset whose values sit in a tight core with broad shoulders
     (many near-copies of a few photos); the plain one alone is pulled by the outliers themselves.
@@ -59,12 +81,10 @@ def robust_outliers(values: npt.NDArray[np.float64], z: float = OUTLIER_Z, plain
     if ok.sum() < 3:
         return out
     x = values[ok]
-    med = float(np.median(x))
-    mad = float(np.median(np.abs(x - med)))
     std = float(x.std())
-    if mad == 0 or std == 0:
+    if std == 0:
         return out
-    out[ok] = (0.6745 * np.abs(x - med) / mad > z) & (np.abs(x - x.mean()) / std > plain_z)
+    out[ok] = (np.abs(modified_z(x)) > z) & (np.abs(x - x.mean()) / std > plain_z)
     return out
 
 
