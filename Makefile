@@ -17,11 +17,13 @@ $(STAMP): pyproject.toml
 TRAIN_ANN := $(EXAMPLE)/train/_annotations.coco.json
 VALID_ANN := $(EXAMPLE)/valid/_annotations.coco.json
 
-# validate -> eda -> folds -> augment -> train -> predict -> pseudo-label, on the bundled example (a few minutes on a laptop CPU)
+# validate -> eda -> clean -> folds -> augment -> train -> predict -> pseudo-label, on the bundled example (a few minutes on a laptop CPU)
 demo: $(STAMP)
 	$(DT) validate --ann $(TRAIN_ANN) --images $(EXAMPLE)/train
 	$(DT) validate --ann $(VALID_ANN) --images $(EXAMPLE)/valid
 	$(DT) eda --ann $(TRAIN_ANN) --images $(EXAMPLE)/train --out $(DEMO_OUT)/eda --overwrite
+	$(DT) clean --ann $(TRAIN_ANN) --images $(EXAMPLE)/train --against $(EXAMPLE)/valid --out $(DEMO_OUT)/clean \
+		--apply --overwrite
 	$(DT) folds --ann $(TRAIN_ANN) --images $(EXAMPLE)/train --k 3 --seed 42 --out $(DEMO_OUT)/folds \
 		--group-by 'regex:^(.*)_(jpg|jpeg|png)\.rf\.' --overwrite
 	$(DT) folds check --folds $(DEMO_OUT)/folds/folds.parquet --images $(EXAMPLE)/train
@@ -35,7 +37,7 @@ demo: $(STAMP)
 	$(DT) pseudo-label --ckpt $(DEMO_OUT)/run/best.pt --tta hflip --images $(EXAMPLE)/valid --threshold 0.7 \
 		--min-area 16 --out $(DEMO_OUT)/pseudo --overwrite
 	$(DT) validate --data $(DEMO_OUT)/pseudo
-	@echo "demo outputs in $(DEMO_OUT)/: eda/report.html, folds/, copy_paste/ (augmented training set),"
+	@echo "demo outputs in $(DEMO_OUT)/: eda/report.html, clean/report.html (+ clean/dataset), folds/, copy_paste/ (augmented training set),"
 	@echo "  masks/valid/ (mask folder), run/ (checkpoints, history.csv), pred/ (masks + submission.csv),"
 	@echo "  pseudo/ (valid images pseudo-labelled as if unlabelled: train fit --extra $(DEMO_OUT)/pseudo)"
 
