@@ -16,9 +16,11 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from datatools.clean.annotations import AnnotationRules, annotation_findings, validate_findings
@@ -34,7 +36,7 @@ from datatools.core.coco import read_coco_json, write_coco_json
 from datatools.core.dataset import ANNOTATIONS_FILE, IMAGES_DIR, resolve_input
 from datatools.core.errors import DatatoolsError, InvalidDatasetError
 from datatools.core.issues import Issue, Severity
-from datatools.core.parallel import parallel_imap
+from datatools.core.parallel import default_workers, parallel_imap
 from datatools.core.paths import resolve_under
 from datatools.core.validate import validate_records
 from datatools.eda.stats import ImageJob
@@ -240,10 +242,17 @@ def run_clean(
                      (r.get("datatools") or {}).get("ignore", []))
             for k, r, a_list in zip(positions, recs, anns, strict=True)]
     laps["records"] = time.perf_counter() - clock
-    from functools import partial
-
-    facts: list[ImageFacts] = list(parallel_imap(partial(scan_image, cfg=cfg), jobs, workers=workers,
-                                                 desc="clean: images", progress=progress))
+    n_workers = max(1, default_workers() if workers is None else workers)
+    # as eda's pass: small batches so no worker idles at the end, and OpenCV's own threads off while the processes
+    # fill the cores (forked workers inherit it; restored afterwards)
+    chunk = max(1, min(16, len(jobs) // (n_workers * 32)))
+    cv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        facts: list[ImageFacts] = list(parallel_imap(partial(scan_image, cfg=cfg), jobs, workers=workers,
+                                                     desc="clean: images", progress=progress, chunksize=chunk))
+    finally:
+        cv2.setNumThreads(cv_threads)
     laps["scan"] = time.perf_counter() - clock - sum(laps.values())
 
     file_issues = [f.issue for f in facts if f.issue is not None]
