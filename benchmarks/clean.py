@@ -9,7 +9,13 @@ Precision counts only findings that are new against a run on the un-injected dat
 Roboflow copies of one photo (near duplicates) and a few unusual photos, which are real findings, not errors.
 Also times ``clean``'s image pass against ``eda``'s on the same images (2 workers, interleaved runs).
 
-Run: ``python benchmarks/clean.py [--data ../shared/data/medical_waste/train] [--seed 0] [--workers 2]``
+With ``--labels``, real out-of-fold probabilities are made for the label issues: ``datatools folds`` (k folds), a
+small CPU model per fold (``train fit``: Unet resnet18, no pretrained weights, ``--size``, ``--epochs``) and
+``train predict --save-probs`` on its validation fold; the AUROC of the per-annotation score (1 - label quality)
+for injected (class flips, spurious polygons) against untouched annotations is printed beside two baselines,
+a random score and the annotation's area (smaller = more suspect).
+
+Run: ``python benchmarks/clean.py [--data ../shared/data/medical_waste/train] [--seed 0] [--workers 2] [--labels]``
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ import copy
 import json
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +105,7 @@ def inject(src_ann: Path, src_root: Path, dst: Path, seed: int) -> dict[str, Any
         injected["flipped"].append(a["id"])
     deleted = {anns[next(take)]["id"] for _ in range(round(0.05 * n_ann))}
     injected["deleted"] = sorted(deleted)
+    injected["deleted_images"] = sorted({a["image_id"] for a in anns if a["id"] in deleted})
     coco["annotations"] = [a for a in anns if a["id"] not in deleted]
     for _ in range(round(0.03 * n_ann)):
         img = images[int(rng.integers(n_img))]
@@ -108,6 +118,80 @@ def inject(src_ann: Path, src_root: Path, dst: Path, seed: int) -> dict[str, Any
         next_ann += 1
     (dst / "annotations.json").write_text(json.dumps(coco), encoding="utf-8")
     return injected
+
+
+def _run(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "datatools", *args, "--no-progress"], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def label_benchmark(noisy: Path, tmp: Path, injected: dict[str, Any], args: argparse.Namespace) -> None:
+    """Out-of-fold probabilities from a small CPU model per fold, then ``clean --probs``; prints the AUROCs."""
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    start = time.perf_counter()
+    _run("folds", "--data", str(noisy), "--k", str(args.k), "--seed", str(args.seed), "--out", str(tmp / "folds"),
+         "--group-by", r"regex:^(.*)_(jpg|jpeg|png)\.rf\.")
+    oof = tmp / "oof"
+    oof.mkdir()
+    for fold in range(args.k):
+        _run("train", "fit", "--data", str(noisy), "--folds", str(tmp / "folds" / "folds.parquet"), "--fold", str(fold),
+             "--arch", "Unet", "--encoder", "resnet18", "--weights", "none", "--mode", "multiclass", "--size",
+             str(args.size), "--epochs", str(args.epochs), "--batch", "8", "--device", "cpu", "--workers", "0",
+             "--out", str(tmp / f"run{fold}"))
+        _run("train", "predict", "--ckpt", str(tmp / f"run{fold}" / "best.pt"), "--ann",
+             str(tmp / "folds" / f"val_fold{fold}.json"), "--images", str(noisy / "images"), "--save-probs",
+             "--probs-dtype", "float16", "--device", "cpu", "--out", str(tmp / f"pred{fold}"))
+        for path in (tmp / f"pred{fold}" / "probs").rglob("*.npz"):
+            dst = oof / path.relative_to(tmp / f"pred{fold}" / "probs")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dst)
+    model_s = time.perf_counter() - start
+    result = run_clean(data=noisy, out=tmp / "labels", probs=oof, checks="labels", workers=args.workers,
+                       progress=False, gallery=0)
+    scores = pd.read_parquet(tmp / "labels" / "label_scores.parquet")
+    per_ann = scores[scores["level"] == "annotation"].dropna(subset=["quality"])
+    coco = read_coco_json(noisy / "annotations.json")
+    area = {a["id"]: float(a.get("area") or 0.0) for a in coco["annotations"]}
+    positive = set(injected["flipped"]) | set(injected["spurious"])
+    y = np.array([int(a) in positive for a in per_ann["annotation_id"]])
+    score = 1.0 - per_ann["quality"].to_numpy()
+    rng = np.random.default_rng(args.seed)
+    auc = roc_auc_score(y, score)
+    auc_random = roc_auc_score(y, rng.random(len(y)))
+    auc_area = roc_auc_score(y, -np.array([area[int(a)] for a in per_ann["annotation_id"]]))
+    ranked = [f.annotation_ids[0] for f in result.findings if f.kind == "label-issue"]
+    top = set(ranked[:len(positive)])
+    deleted_images = {a for a in injected["deleted_images"]}
+    missing_images = {f.image_id for f in result.findings if f.kind == "label-missing"}
+    print(f"label issues: {args.k} folds x Unet resnet18 (no pretrained weights), {args.size} px, {args.epochs} "
+          f"epochs on CPU: {model_s:.0f} s for folds + training + out-of-fold prediction")
+    print(f"  per-annotation AUROC, injected (class flips + spurious, {int(y.sum())}) vs untouched "
+          f"({int((~y).sum())}): clean {auc:.3f}, random {auc_random:.3f}, area {auc_area:.3f}")
+    print(f"  precision in the top {len(positive)} label-issue findings: {len(top & positive) / max(len(top), 1):.3f}"
+          f" ({len(ranked)} findings under the threshold); images with a deleted object that have a label-missing "
+          f"finding: {len(deleted_images & missing_images)} of {len(deleted_images)}")
+
+
+def memory_and_cpu(ann: Path, root: Path, tmp: Path, workers: int) -> None:
+    """``datatools clean`` and ``datatools eda`` as commands on N and 4N images (the list repeated under new ids):
+    peak RSS of the largest process, peak PSS of the process tree, CPU seconds of all processes and wall time."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from eda import repeated, run_with_rusage  # type: ignore[import-not-found]
+
+    rows = []
+    for label, coco in (("N", ann), ("4N", repeated(ann, root, 4, tmp / "x4.json"))):
+        for cmd in ("eda", "clean"):
+            extra = ["--gallery", "0"]
+            r = run_with_rusage([sys.executable, "-m", "datatools", cmd, "--ann", str(coco), "--images", str(root),
+                                 "--out", str(tmp / f"{cmd}_{label}"), "--workers", str(workers), "--no-progress",
+                                 *extra], sample_pss=True)
+            assert r["rc"] == 0, r["stderr"]
+            rows.append((label, cmd, r["wall_s"], r["cpu_s"], r["largest_mib"], r["peak_tree_mib"]))
+    print(f"{'images':6s} {'command':7s} {'wall s':>7s} {'CPU s':>7s} {'largest RSS MiB':>16s} {'tree PSS MiB':>13s}")
+    for label, cmd, wall, cpu, rss, pss in rows:
+        print(f"{label:6s} {cmd:7s} {wall:7.2f} {cpu:7.2f} {rss:16.0f} {pss:13.0f}")
 
 
 def _pr(found: set[Any], truth: set[Any], baseline: set[Any]) -> tuple[float, float, int]:
@@ -123,6 +207,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--labels", action="store_true", help="also score label issues with a small CPU model")
+    parser.add_argument("--k", type=int, default=2, help="folds of the out-of-fold model")
+    parser.add_argument("--size", type=int, default=128, help="training side of the model")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per fold")
+    parser.add_argument("--no-speed", action="store_true", help="skip the timing runs")
+    parser.add_argument("--memory", action="store_true", help="peak memory and CPU seconds of clean and eda as "
+                        "commands on N and 4N images")
     args = parser.parse_args()
     src_ann = args.data / "_annotations.coco.json"
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -180,6 +271,12 @@ def main() -> None:
         print(f"{'kind':38s} {'recall':>7s} {'precision':>9s} {'new findings':>12s} {'injected':>8s}")
         for name, rec, prec, n_new, n_truth in rows:
             print(f"{name:38s} {rec:7.3f} {prec:9.3f} {n_new:12d} {n_truth:8d}")
+        if args.labels:
+            label_benchmark(tmp / "noisy", tmp, injected, args)
+        if args.memory:
+            memory_and_cpu(src_ann, args.data, tmp, args.workers)
+        if args.no_speed:
+            return
         # speed: clean's image pass against eda's, interleaved, on the original images
         eda_s, clean_s, eda_wall, clean_wall = [], [], [], []
         for r in range(args.repeats):
