@@ -31,7 +31,7 @@ def clean(
     images: ImagesOpt = None,
     data: DataOpt = None,
     checks: Annotated[str | None, typer.Option("--checks", help="Comma-separated checks: duplicates, outliers, "
-                                               "annotations, labels [default: all; labels only with --probs].",
+                                               "annotations, labels (default: all; labels only with --probs).",
                                                show_default=False)] = None,
     against: Annotated[list[Path] | None, typer.Option("--against", help="Another dataset (datatools folder, COCO "
                                                        "json or image folder) to find copies of this one's images "
@@ -44,7 +44,7 @@ def clean(
     apply: Annotated[bool, typer.Option("--apply", help="Write a cleaned dataset into OUT/dataset and list what "
                                         "changed in OUT/removed.json.")] = False,
     drop: Annotated[str | None, typer.Option("--drop", help="Comma-separated finding kinds (or codes) --apply acts "
-                                             f"on, from: {', '.join(KINDS)} [default: {','.join(DEFAULT_DROP)}].",
+                                             f"on, from: {', '.join(KINDS)} (default: {','.join(DEFAULT_DROP)}).",
                                              show_default=False)] = None,
     as_ignore: Annotated[bool, typer.Option("--as-ignore", help="With --apply: turn flagged annotations into "
                                             "ignore regions (images[].datatools.ignore) instead of deleting them.")
