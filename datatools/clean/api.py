@@ -8,10 +8,12 @@ small per-image facts into findings, and ``findings.parquet``, ``summary.json``,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -25,9 +27,10 @@ import numpy as np
 
 from datatools.clean.annotations import AnnotationRules, annotation_findings, validate_findings
 from datatools.clean.apply import Applied, apply_findings
-from datatools.clean.duplicates import against_findings, duplicate_findings, other_images
+from datatools.clean.duplicates import OtherImages, against_findings, duplicate_findings, other_images
 from datatools.clean.findings import CHECKS, DEFAULT_DROP, KINDS, Check, Finding, sort_findings, write_findings
 from datatools.clean.label_issues import label_findings, probs_path
+from datatools.clean.oof import check_ckpt_folds, out_of_fold_probs
 from datatools.clean.outliers import outlier_findings
 from datatools.clean.scan import ImageFacts, ScanConfig, scan_image
 from datatools.core.atomic import check_output_dir, output_dir
@@ -154,6 +157,9 @@ def run_clean(
     checks: str | Iterable[str | Check] | None = None,
     against: Sequence[str | os.PathLike[str]] = (),
     probs: str | os.PathLike[str] | None = None,
+    ckpt: Sequence[str | os.PathLike[str]] = (),
+    folds: str | os.PathLike[str] | None = None,
+    device: str = "auto",
     apply: bool = False,
     drop: str | Iterable[str] | None = None,
     as_ignore: bool = False,
@@ -177,6 +183,10 @@ def run_clean(
         checks: which checks (default: all; ``labels`` when ``probs`` is given).
         against: other datasets to look for copies of this one's images in (train/test leakage).
         probs: folder of out-of-fold probabilities, one file per image (see :mod:`datatools.clean.label_issues`).
+        ckpt: one checkpoint per fold instead of ``probs``: checkpoint ``i`` predicts validation fold ``i`` of
+            ``folds`` (needs the trainer, ``datatools[train]``).
+        folds: the folds table the checkpoints were trained on.
+        device: torch device for ``ckpt`` (auto, cpu, cuda).
         apply: write the cleaned dataset into ``out/dataset``.
         drop: kinds (or codes) of findings ``apply`` acts on (default: exact duplicates, invalid images and
             annotations).
@@ -201,11 +211,13 @@ def run_clean(
         >>> result.summary["by_kind"]
         {'duplicate-exact': 3, 'outlier-image': 2}
     """
-    from datatools.clean.report import render_clean_report, render_thumbnails
-
     laps: dict[str, float] = {}
     clock = time.perf_counter()
-    check_list = parse_checks(checks, probs)
+    if ckpt and probs is not None:
+        raise DatatoolsError("give --probs or --ckpt, not both")
+    if folds is not None and not ckpt:
+        raise DatatoolsError("--folds goes with --ckpt (one checkpoint per fold)")
+    check_list = parse_checks(checks, probs if probs is not None else (list(ckpt) or None))
     drop_list = parse_drop(drop)
     rules = rules or AnnotationRules()
     if as_ignore and not apply:
@@ -229,12 +241,37 @@ def run_clean(
     labels = cm.display_names()
     positions, anns = _usable(coco, issues)
     recs = [coco["images"][k] for k in positions]
+    fold_of = check_ckpt_folds(ckpt, folds, recs) if ckpt and Check.LABELS in check_list else None
     if Check.LABELS in check_list and probs is not None:
         missing = [r["file_name"] for r in recs if probs_path(probs, str(r["file_name"])) is None]
         if missing:
             raise InvalidDatasetError(f"{probs}: no probability file for image {missing[0]!r}"
                                       + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
                                       + "; expected <file_name stem>.npy or .npz")
+    probs_label: Any = None if probs is None else str(probs)
+    with contextlib.ExitStack() as stack:
+        if fold_of is not None:
+            probs_label = {"ckpt": [str(c) for c in ckpt], "folds": str(folds)}
+            Path(out).absolute().parent.mkdir(parents=True, exist_ok=True)  # the scratch folder sits next to out
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".clean-oof.",
+                                                                        dir=Path(out).absolute().parent)))
+            probs = out_of_fold_probs(ckpt, fold_of, recs, root, work, device=device, progress=progress)
+        return _run(ann_path, root, coco, issues, cm, labels, positions, anns, recs, check_list, others, probs,
+                    probs_label, out=out, apply=apply, drop_list=drop_list, as_ignore=as_ignore,
+                    max_distance=max_distance, rules=rules, label_threshold=label_threshold, gallery=gallery,
+                    overwrite=overwrite, workers=workers, progress=progress, laps=laps, clock=clock)
+
+
+def _run(ann_path: Path, root: Path, coco: dict[str, Any], issues: list[Issue], cm: ClassMap, labels: list[str],
+         positions: list[int], anns: list[list[dict[str, Any]]], recs: list[dict[str, Any]],
+         check_list: tuple[Check, ...], others: list[OtherImages], probs: str | os.PathLike[str] | None,
+         probs_label: Any, *,
+         out: str | os.PathLike[str], apply: bool, drop_list: tuple[str, ...], as_ignore: bool, max_distance: int,
+         rules: AnnotationRules, label_threshold: float, gallery: int, overwrite: bool, workers: int | None,
+         progress: bool, laps: dict[str, float], clock: float) -> CleanResult:
+    """The pass, the checks and the writing, once the inputs are known to be usable."""
+    from datatools.clean.report import render_clean_report, render_thumbnails
+
     read_pixels = Check.DUPLICATES in check_list or Check.OUTLIERS in check_list
     cfg = ScanConfig(str(root), cm, read_pixels=read_pixels, iou=rules.iou,
                      probs=str(probs) if Check.LABELS in check_list and probs is not None else None)
@@ -288,7 +325,7 @@ def run_clean(
     settings = {"max_distance": max_distance, "iou": rules.iou, "min_area": rules.min_area,
                 "min_thickness": rules.min_thickness, "min_fill": rules.min_fill,
                 "label_threshold": label_threshold, "against": [o.label for o in others],
-                "probs": None if probs is None else str(probs),
+                "probs": probs_label,
                 "drop": list(drop_list) if apply else None, "as_ignore": as_ignore}
     summary = _summary(ann_path, root, coco, check_list, found, settings, applied)
     laps["checks"] = time.perf_counter() - clock - sum(laps.values())

@@ -41,6 +41,13 @@ def clean(
                                                "<file_name stem>.npy (K+1, H, W) or .npz (train predict "
                                                "--save-probs) per image: adds the labels check.",
                                                show_default=False)] = None,
+    ckpt: Annotated[list[Path] | None, typer.Option("--ckpt", help="One checkpoint per fold, in fold order, instead "
+                                                    "of --probs: checkpoint i predicts validation fold i of --folds "
+                                                    "(needs datatools[train]).", show_default=False)] = None,
+    folds: Annotated[Path | None, typer.Option("--folds", help="The folds table the --ckpt checkpoints were "
+                                               "trained on (folds.parquet).", show_default=False)] = None,
+    device: Annotated[str, typer.Option("--device", help="Torch device for --ckpt: auto, cpu, cuda or cuda:N.")
+                      ] = "auto",
     apply: Annotated[bool, typer.Option("--apply", help="Write a cleaned dataset into OUT/dataset and list what "
                                         "changed in OUT/removed.json.")] = False,
     drop: Annotated[str | None, typer.Option("--drop", help="Comma-separated finding kinds (or codes) --apply acts "
@@ -74,7 +81,8 @@ def clean(
     from datatools.clean.api import run_clean
 
     rules = AnnotationRules(min_area=min_area, min_thickness=_RULES.min_thickness, min_fill=_RULES.min_fill, iou=iou)
-    result = run_clean(ann, images, data, out=out, checks=checks, against=against or [], probs=probs, apply=apply,
+    result = run_clean(ann, images, data, out=out, checks=checks, against=against or [], probs=probs, ckpt=ckpt or [],
+                       folds=folds, device=device, apply=apply,
                        drop=drop, as_ignore=as_ignore, max_distance=max_distance, rules=rules,
                        label_threshold=label_threshold, gallery=gallery, overwrite=overwrite, workers=workers,
                        progress=progress)
