@@ -196,7 +196,7 @@ def sharpness(gray: npt.NDArray[np.uint8]) -> float:
         >>> sharpness(np.zeros((8, 8), np.uint8))
         0.0
     """
-    lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=1)
+    lap = cv2.Laplacian(gray, cv2.CV_16S, ksize=1)  # exact integers (|value| <= 4 * 255), cheaper than float
     _, std = cv2.meanStdDev(lap)
     return float(std[0, 0]) ** 2
 
