@@ -108,3 +108,13 @@ def test_annotation_problems_hand_made(tmp_path: Path) -> None:
     strict = run_clean(ann, root, out=tmp_path / "out2", checks="annotations", workers=1, progress=False,
                        rules=AnnotationRules(iou=min(1.0, max(double.score, conflict.score) + 1e-6)))
     assert not {f.kind for f in strict.findings} & {"double-annotation", "conflicting-label"}
+
+
+def test_sharpness_is_the_variance_of_the_laplacian() -> None:
+    from datatools.eda.stats import sharpness
+
+    gray = np.random.default_rng(0).integers(0, 256, (40, 30), dtype=np.uint8)
+    p = np.pad(gray.astype(np.int64), 1, mode="reflect")  # OpenCV's default border (reflect 101)
+    lap = p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] - 4 * p[1:-1, 1:-1]
+    assert abs(sharpness(gray) - lap.var()) < 1e-6 * lap.var()
+    assert sharpness(np.full((8, 8), 7, np.uint8)) == 0.0
