@@ -25,13 +25,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from datatools.clean.annotations import AnnotationRules, annotation_findings, validate_findings
+from datatools.clean.annotations import annotation_findings, validate_findings
 from datatools.clean.apply import Applied, apply_findings
 from datatools.clean.duplicates import OtherImages, against_findings, duplicate_findings, other_images
 from datatools.clean.findings import CHECKS, DEFAULT_DROP, KINDS, Check, Finding, sort_findings, write_findings
 from datatools.clean.label_issues import label_findings, probs_path
 from datatools.clean.oof import check_ckpt_folds, out_of_fold_probs
 from datatools.clean.outliers import outlier_findings
+from datatools.clean.rules import AnnotationRules
 from datatools.clean.scan import ImageFacts, ScanConfig, scan_image
 from datatools.core.atomic import check_output_dir, output_dir
 from datatools.core.classes import ClassMap

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from datatools.clean.annotations import AnnotationRules
 from datatools.clean.findings import DEFAULT_DROP, KINDS
+from datatools.clean.rules import AnnotationRules
 from datatools.cli._common import (
     AnnOpt,
     DataOpt,

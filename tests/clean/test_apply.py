@@ -120,3 +120,14 @@ def test_missing_probabilities_are_refused_before_the_pass(tmp_path: Path, dirty
     assert result.exit_code == 2
     assert "no probability file for image 'b.png' (and 2 more)" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_the_command_line_imports_no_check_until_clean_runs() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from datatools.cli.main import app\n"
+            "print([m for m in ('datatools.clean.api', 'datatools.eda', 'cleanlab', 'torch') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

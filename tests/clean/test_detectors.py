@@ -10,7 +10,7 @@ import pandas as pd
 from clean_builders import annotation, smooth_image, square, write_dataset, write_image
 
 from datatools.clean import run_clean
-from datatools.clean.annotations import AnnotationRules
+from datatools.clean.rules import AnnotationRules
 from datatools.core.classes import ClassMap
 from datatools.core.masks import rasterize_multilabel
 
