@@ -14,7 +14,8 @@ from datatools.core.errors import UnreadableFileError
 
 from .config import Mode
 
-__all__ = ["FORMAT", "ModelSpec", "load_checkpoint", "model_from_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT", "ModelSpec", "load_checkpoint", "model_from_checkpoint", "read_torch_file",
+           "save_checkpoint"]
 
 FORMAT = "datatools-train/1"
 
@@ -91,6 +92,40 @@ def save_checkpoint(path: str | os.PathLike[str], spec: ModelSpec, model: Any, *
         raise
 
 
+def read_torch_file(path: str | os.PathLike[str], what: str) -> Any:
+    """``torch.load`` of tensors only (``weights_only``), with one line naming the file when that fails.
+
+    PyTorch's own message for a file it cannot load safely advises loading it with ``weights_only=False``, which
+    runs whatever code the file holds: that advice never reaches the user, nor do torch's pickle warnings.
+
+    Args:
+        path: the file.
+        what: what the file should have been, for the message (``"a datatools checkpoint"``).
+
+    Raises:
+        UnreadableFileError: missing, or not a torch file of tensors.
+
+    Example:
+        >>> read_torch_file("notes.txt", "a datatools checkpoint")
+        Traceback (most recent call last):
+        UnreadableFileError: notes.txt: not a datatools checkpoint (not a file torch.save wrote, or it holds ...)
+    """
+    import warnings
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise UnreadableFileError(f"{path}: file not found (expected {what})")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many types (UnpicklingError, RuntimeError, EOFError...) for a foreign file
+        raise UnreadableFileError(f"{path}: not {what} (not a file torch.save wrote, or it holds objects other "
+                                  "than tensors)") from None
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (tensors only: safe ``weights_only`` loading).
 
@@ -102,17 +137,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         >>> ModelSpec.from_dict(ckpt["spec"]).arch
         'Unet'
     """
-    import torch
-
     path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UnreadableFileError(f"{path}: checkpoint not found") from None
-    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        raise UnreadableFileError(f"{path}: not a readable torch checkpoint ({exc})".split("\n")[0]) from None
+    ckpt = read_torch_file(path, "a datatools checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "spec" not in ckpt:
-        raise UnreadableFileError(f"{path}: not a datatools train checkpoint (no {FORMAT!r} format tag)")
+        raise UnreadableFileError(f"{path}: not a datatools checkpoint (a torch file without the {FORMAT!r} tag)")
     try:
         ModelSpec.from_dict(ckpt["spec"])
     except (KeyError, ValueError, TypeError) as exc:

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from datatools.core.errors import DatatoolsError, UnreadableFileError
 
+from .checkpoint import read_torch_file
 from .model import create_model
 
 __all__ = ["WeightsUnavailableError", "build_model"]
@@ -61,20 +62,18 @@ def _pretrained(arch: str, encoder: str, classes: int, weights: str) -> Any:
 
 
 def _read_state_dict(path: Path) -> dict[str, Any]:
-    import torch
-
     state: Any
-    try:
-        if path.suffix == ".safetensors":
+    if path.suffix != ".safetensors":
+        state = read_torch_file(path, "a weights file")
+    else:
+        try:
             from safetensors.torch import load_file
 
             state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UnreadableFileError(f"{path}: weights file not found") from None
-    except Exception as exc:
-        raise UnreadableFileError(f"{path}: not a readable weights file ({exc})".split("\n")[0]) from None
+        except FileNotFoundError:
+            raise UnreadableFileError(f"{path}: weights file not found") from None
+        except Exception:
+            raise UnreadableFileError(f"{path}: not a weights file (not a readable safetensors file)") from None
     for key in ("model", "state_dict"):  # a datatools checkpoint, or a lightning/timm-style wrapper
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
