@@ -200,8 +200,10 @@ def evaluate_cmd(
                       workers=workers, device=device, overwrite=overwrite, progress=progress)
     typer.echo(result.table())
     s, b = result.scores, result.baseline
+    absent = [n for n, a in zip(s.names, s.absent, strict=True) if a]
     typer.echo(f"{s.metric} {s.score:.4f} (foreground {s.foreground:.4f}); all-background baseline "
-               f"{b.score:.4f}; written to {out}")
+               f"{b.score:.4f}; written to {out}"
+               + (f"\nabsent from the truth, left out of both means: {', '.join(absent)}" if absent else ""))
 
 
 @app.command("predict")

@@ -4,7 +4,7 @@ Output folder (written atomically)::
 
     out/
       metrics.json        overall and per-class IoU/Dice, the all-background baseline, what was run
-      per_class.csv       class, iou, dice
+      per_class.csv       class, iou, dice, absent (a class the truth lacks: left out of the means)
       confusion.csv/.png  multiclass: rows = truth, columns = prediction (pixels, ignore left out);
                           multilabel: tp, fp, fn, tn per class
       per_image.parquet   image_id, file_name, score, pixel accuracy, one IoU (or Dice) column per class
@@ -227,8 +227,9 @@ def evaluate(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, out: str
         _write_gallery(tmp / "gallery", ens, dataset, table, worst, tta, vote, thresholds, overlap)
         atomic_write_json(tmp / "metrics.json", {
             "metric": scores.metric, "score": _num(scores.score), "foreground": _num(scores.foreground),
-            "per_class": {n: {"iou": _num(i), "dice": _num(d)} for n, i, d in
-                          zip(names, scores.iou, scores.dice, strict=True)},
+            "per_class": {n: {"iou": _num(i), "dice": _num(d), "absent": a} for n, i, d, a in
+                          zip(names, scores.iou, scores.dice, scores.absent, strict=True)},
+            "absent_from_truth": [n for n, a in zip(names, scores.absent, strict=True) if a],
             "baseline": {"what": "all-empty" if multilabel else "all-background", "score": _num(baseline.score),
                          "foreground": _num(baseline.foreground)},
             "images": len(items), "ckpts": [str(p) for p in ens.paths],

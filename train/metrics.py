@@ -2,13 +2,16 @@
 
 Counts (tp, fp, fn, tn per class) are summed over the whole set, then scored, so the per-class figures are the
 dataset-level ones (as mmsegmentation reports them). A class that neither the targets nor the predictions
-contain has no score (NaN) and is left out of the mean, so an unused category does not count as a perfect 1.
+contain has no score (NaN). A class the targets do not contain (an empty placeholder category, a class missing
+from a validation fold) is reported, marked absent, but left out of every mean: otherwise the false positives of a
+model would count as IoU 0 in its mean while the all-background baseline, which predicts nothing there, leaves the
+class out of its own, and the model would look worse than the baseline for a class nobody can score.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from datatools.core.classes import IGNORE_INDEX
@@ -55,6 +58,7 @@ class Scores:
         iou: per-class IoU.
         dice: per-class Dice (F1).
         names: class names, background first for multiclass.
+        absent: True for each class the targets do not contain; such a class is left out of every mean.
     """
 
     metric: str
@@ -63,15 +67,24 @@ class Scores:
     iou: tuple[float, ...]
     dice: tuple[float, ...]
     names: tuple[str, ...]
+    absent: tuple[bool, ...] = ()
+
+    def mean(self, values: Sequence[float], skip: int = 0) -> float:
+        """Mean of per-class ``values`` over the classes present in the targets (NaN left out), from class ``skip``.
+
+        Example:
+            >>> scores.mean(scores.dice), scores.mean(scores.iou, skip=1)  # mean Dice; mean IoU without background
+        """
+        import math
+
+        absent = self.absent or (False,) * len(values)
+        kept = [v for v, a in list(zip(values, absent, strict=True))[skip:] if not a and not math.isnan(v)]
+        return sum(kept) / len(kept) if kept else float("nan")
 
     @property
     def foreground(self) -> float:
         """Mean score without the background class (multiclass); the score itself for multilabel."""
-        import math
-
-        values = self.per_class[1:] if self.metric == "miou" else self.per_class
-        present = [v for v in values if not math.isnan(v)]
-        return sum(present) / len(present) if present else float("nan")
+        return self.mean(self.per_class, skip=1 if self.metric == "miou" else 0)
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per class: name, IoU, Dice."""
@@ -123,6 +136,7 @@ def scores_from_counts(counts: Any, mode: Mode, names: Sequence[str]) -> Scores:
     iou = metrics.iou_score(tp, fp, fn, tn, reduction="none", zero_division=nan)[0]
     dice = metrics.f1_score(tp, fp, fn, tn, reduction="none", zero_division=nan)[0]
     per_class = dice if mode is Mode.MULTILABEL else iou
-    score = float(torch.nanmean(per_class)) if not torch.isnan(per_class).all() else nan
-    return Scores(metric_name(mode), score, tuple(per_class.tolist()), tuple(iou.tolist()), tuple(dice.tolist()),
-                  tuple(names))
+    absent = tuple(bool(v) for v in ((tp + fn)[0] == 0).tolist())
+    scores = Scores(metric_name(mode), nan, tuple(per_class.tolist()), tuple(iou.tolist()), tuple(dice.tolist()),
+                    tuple(names), absent)
+    return replace(scores, score=scores.mean(scores.per_class))

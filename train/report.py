@@ -60,14 +60,15 @@ def write_curves(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]], m
 
 
 def write_per_class(path: str | os.PathLike[str], scores: Scores) -> None:
-    """``class,iou,dice`` per class (empty where the class never occurs), then the mean row."""
-    lines = ["class,iou,dice"]
-    for row in scores.rows():
-        lines.append(f"{_csv(row['class'])},{_num(row['iou'])},{_num(row['dice'])}")
-    iou = [v for v in scores.iou if not math.isnan(v)]
-    dice = [v for v in scores.dice if not math.isnan(v)]
-    lines.append(f"mean,{_num(sum(iou) / len(iou) if iou else math.nan)},"
-                 f"{_num(sum(dice) / len(dice) if dice else math.nan)}")
+    """``class,iou,dice,absent`` per class (empty where the class never occurs), then the mean row.
+
+    ``absent`` is ``true`` for a class the targets do not contain: left out of the mean row.
+    """
+    lines = ["class,iou,dice,absent"]
+    absent = scores.absent or (False,) * len(scores.names)
+    for row, gone in zip(scores.rows(), absent, strict=True):
+        lines.append(f"{_csv(row['class'])},{_num(row['iou'])},{_num(row['dice'])},{str(gone).lower()}")
+    lines.append(f"mean,{_num(scores.mean(scores.iou))},{_num(scores.mean(scores.dice))},")
     atomic_write_text(Path(path), "\n".join(lines) + "\n")
 
 
@@ -87,22 +88,18 @@ def format_table(scores: Scores, baseline: Scores | None = None) -> str:
     width = max([len(n) for n in scores.names] + [5])
     head = f"{'class':<{width}}  {'IoU':>7}  {'Dice':>7}" + (f"  {'base IoU':>8}" if baseline else "")
     lines = [head, "-" * len(head)]
+    absent = scores.absent or (False,) * len(scores.names)
     for k, name in enumerate(scores.names):
         line = f"{name:<{width}}  {_cell(scores.iou[k]):>7}  {_cell(scores.dice[k]):>7}"
         if baseline:
             line += f"  {_cell(baseline.iou[k]):>8}"
-        lines.append(line)
+        lines.append(line + ("  absent from the truth: not in the mean" if absent[k] else ""))
     lines.append("-" * len(head))
-    mean = f"{'mean':<{width}}  {_cell(_nanmean(scores.iou)):>7}  {_cell(_nanmean(scores.dice)):>7}"
+    mean = f"{'mean':<{width}}  {_cell(scores.mean(scores.iou)):>7}  {_cell(scores.mean(scores.dice)):>7}"
     if baseline:
-        mean += f"  {_cell(_nanmean(baseline.iou)):>8}"
+        mean += f"  {_cell(baseline.mean(baseline.iou)):>8}"
     lines.append(mean)
     return "\n".join(lines)
-
-
-def _nanmean(values: Sequence[float]) -> float:
-    present = [v for v in values if not math.isnan(v)]
-    return sum(present) / len(present) if present else math.nan
 
 
 def _cell(value: float) -> str:
