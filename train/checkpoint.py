@@ -4,11 +4,11 @@ size. ``evaluate``, ``predict`` and ``soup`` need nothing else."""
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from datatools.core.atomic import atomic_path
 from datatools.core.classes import ClassInfo, ClassMap, display_names
 from datatools.core.errors import UnreadableFileError
 
@@ -80,16 +80,8 @@ def save_checkpoint(path: str | os.PathLike[str], spec: ModelSpec, model: Any, *
 
     model = getattr(model, "module", model)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, "spec": spec.to_dict(), "model": state, **extra}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_torch_file(path: str | os.PathLike[str], what: str) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from datatools.core.atomic import atomic_write_bytes
+from datatools.core.atomic import atomic_path, atomic_write_bytes
 from datatools.core.classes import IGNORE_INDEX, ClassMap
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
@@ -125,9 +125,8 @@ def load_mask(source: MaskSource, image: dict[str, Any], mode: Mode, overlap: st
             dst = source.cache / "ann_dir" / name
             dst.parent.mkdir(parents=True, exist_ok=True)
             if mode is Mode.MULTILABEL:
-                tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp.npz")
-                write_multilabel(tmp, mask)
-                os.replace(tmp, dst)
+                with atomic_path(dst) as tmp:
+                    write_multilabel(tmp, mask)
             else:
                 atomic_write_bytes(dst, encode_palette_png(mask, class_map.palette()))
     if mode is Mode.MULTICLASS:
