@@ -15,6 +15,7 @@ from datatools.cli._common import (
     AnnOpt,
     DataOpt,
     ImagesOpt,
+    MaskFormatOpt,
     OutOpt,
     OverwriteOpt,
     PartialFoldsOpt,
@@ -28,6 +29,7 @@ from datatools.cli._common import (
 )
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError
+from datatools.core.imageio import MaskFormat
 
 from .config import LossName, Mode, Optimizer, Scheduler, TrainConfig
 
@@ -230,6 +232,7 @@ def predict_cmd(
     submission_size: Annotated[int, typer.Option("--submission-size", min=1, help="trash: side of the class-id "
                                                  "masks.")] = 256,
     thresholds: ThresholdsOpt = None,
+    mask_format: MaskFormatOpt = MaskFormat.PALETTE,
     val_ann: ValAnnOpt = None,
     val_images: ValImagesOpt = None,
     val_data: ValDataOpt = None,
@@ -263,7 +266,7 @@ def predict_cmd(
     val = _validation(val_ann, val_images, val_data, progress)
     result = predict(ckpt, items, out, tta=tta, vote=vote, save_probs=save_probs, probs_dtype=dtype,
                      submission=kind, submission_size=submission_size, thresholds=thresholds, val=val, batch=batch,
-                     workers=workers, device=device, overwrite=overwrite, progress=progress)
+                     workers=workers, device=device, mask_format=mask_format, overwrite=overwrite, progress=progress)
     typer.echo(f"wrote {result.images} masks to {out / 'ann_dir'}"
                + (f", submission {result.submission}" if result.submission else "")
                + (f"; thresholds {', '.join(f'{t:.2f}' for t in result.thresholds)}" if result.thresholds else ""))

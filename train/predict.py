@@ -3,7 +3,8 @@
 Output folder (written atomically)::
 
     out/
-      ann_dir/<stem>.png | .npz   predicted masks, the layout of ``datatools convert masks``
+      ann_dir/<stem>.png | .npz   predicted masks, the layout of ``datatools convert masks`` (PNGs as palette or
+                                  gray, ``--mask-format``)
       classes.json
       probs/<stem>.npz            --save-probs: ``probs`` (C, S, S) at the model size, float16 or uint8
                                   (probability * 255), plus ``shape_hw`` of the image; see :func:`load_probs`
@@ -28,7 +29,7 @@ import numpy.typing as npt
 from datatools.core.atomic import atomic_write_json, output_dir
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
-from datatools.core.imageio import encode_palette_png
+from datatools.core.imageio import MaskFormat, encode_mask_png
 from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
 from datatools.formats.submission import write_class_ids_csv, write_rle_csv
 from datatools.formats.submission_dir import SubmissionStyle
@@ -149,6 +150,7 @@ def predict(
     batch: int = 8,
     workers: int | None = None,
     device: str = "auto",
+    mask_format: MaskFormat | str = MaskFormat.PALETTE,
     overwrite: bool = False,
     progress: bool = True,
 ) -> PredictResult:
@@ -170,6 +172,7 @@ def predict(
         batch: images per batch (all TTA views of a batch go through the model together).
         workers: DataLoader workers.
         device: ``auto``, ``cpu``, ``cuda``.
+        mask_format: mask PNGs as ``palette`` or ``gray`` (:class:`~datatools.core.imageio.MaskFormat`).
         overwrite: replace a non-empty ``out``.
         progress: progress bar on a terminal.
 
@@ -179,6 +182,7 @@ def predict(
     ens = Ensemble(ckpts, device)
     tta = tta if isinstance(tta, TTA) else TTA.parse(tta)
     kind = Submission(submission) if submission is not None else None
+    mask_format = MaskFormat(mask_format)
     chosen: tuple[float, ...] | None = None
     if ens.mode is Mode.MULTILABEL:
         if isinstance(thresholds, str) and thresholds == "auto":
@@ -205,7 +209,7 @@ def predict(
             else:
                 dst = tmp / "ann_dir" / _stem(name, ".png")
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                dst.write_bytes(encode_palette_png(pred.mask, palette))
+                dst.write_bytes(encode_mask_png(pred.mask, palette, mask_format))
             if save_probs:
                 pdst = tmp / "probs" / _stem(name, ".npz")
                 pdst.parent.mkdir(parents=True, exist_ok=True)
@@ -219,6 +223,6 @@ def predict(
             "ckpts": [str(p) for p in ens.paths], "images": len(items), "mode": ens.mode.value,
             "tta": {"views": list(tta.views), "scales": list(tta.scales)}, "vote": vote,
             "thresholds": dict(zip(ens.names, chosen, strict=True)) if chosen else None,
-            "submission": kind.value if kind else None,
+            "submission": kind.value if kind else None, "mask_format": mask_format.value,
         }, indent=2)
     return PredictResult(Path(out), len(items), csv, chosen)

@@ -14,6 +14,7 @@ import typer
 
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError
+from datatools.core.imageio import MaskFormat
 from datatools.core.issues import Issue
 from datatools.core.rarity import RARE_HELP
 
@@ -48,6 +49,11 @@ PartialFoldsOpt = Annotated[
                  "images it lacks); only the images in both are used."),
 ]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+MaskFormatOpt = Annotated[
+    MaskFormat,
+    typer.Option("--mask-format", help="Mask PNGs as palette (class colours in viewers; PIL and mmseg read the class "
+                 "values, cv2.imread reads colours) or gray (cv2.imread with IMREAD_UNCHANGED reads the values)."),
+]
 
 
 class _ClosedStdoutTolerant:

@@ -11,6 +11,7 @@ from datatools.cli._common import (
     AnnOpt,
     DataOpt,
     ImagesOpt,
+    MaskFormatOpt,
     OutOpt,
     OverwriteOpt,
     ProgressOpt,
@@ -22,6 +23,7 @@ from datatools.cli._common import (
 from datatools.core.classes import ClassMap
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError
+from datatools.core.imageio import MaskFormat
 from datatools.core.masks import OverlapPolicy
 from datatools.core.paths import require_folder
 from datatools.formats.mask_dir import ANN_DIR, CLASSES_FILE, IMG_DIR, coco_to_mask_dir, mask_dir_to_coco
@@ -58,6 +60,7 @@ def masks(
     crowd: Annotated[str, typer.Option("--crowd", help="iscrowd regions: 'class' or 'ignore' (255).")] = "class",
     copy_images: Annotated[bool, typer.Option("--copy-images/--no-copy-images", help="Copy images to img_dir/.")]
     = True,
+    mask_format: MaskFormatOpt = MaskFormat.PALETTE,
     skip_invalid: SkipInvalidOpt = False,
     workers: WorkersOpt = None,
     overwrite: OverwriteOpt = False,
@@ -71,7 +74,8 @@ def masks(
     """
     ds = open_dataset(ann, images, data, skip_invalid=skip_invalid, workers=workers, progress=progress)
     result = coco_to_mask_dir(ds, out, overlap=overlap, multilabel=multilabel, crowd=crowd,
-                              copy_images=copy_images, overwrite=overwrite, workers=workers, progress=progress)
+                              copy_images=copy_images, mask_format=mask_format, overwrite=overwrite, workers=workers,
+                              progress=progress)
     kind = "multilabel planes" if result.multilabel else "masks"
     typer.echo(f"wrote {result.images} {kind} to {result.out / ANN_DIR}, classes to {result.out / CLASSES_FILE}"
                + (f", images to {result.out / IMG_DIR}" if copy_images else ""))
@@ -195,6 +199,7 @@ def from_submission(
     size: SizeOpt = 256,
     shape: Annotated[str | None, typer.Option("--shape", help="rle: mask height,width, e.g. 2048,2048.",
                                               show_default=False)] = None,
+    mask_format: MaskFormatOpt = MaskFormat.PALETTE,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Competition submission CSV -> mask folder (ann_dir/ + classes.json).
@@ -212,5 +217,5 @@ def from_submission(
             raise typer.BadParameter(f"--shape must be H,W, got {shape!r}") from None
         shape_hw = (h, w)
     n = submission_to_mask_dir(csv, out, style, ClassMap.load(classes), size=size, shape_hw=shape_hw,
-                               overwrite=overwrite)
+                               mask_format=mask_format, overwrite=overwrite)
     typer.echo(f"wrote {n} masks to {out / ANN_DIR}")

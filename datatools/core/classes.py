@@ -178,7 +178,14 @@ class ClassMap:
         return entries
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write ``classes.json`` atomically, one class per line."""
+        """Write ``classes.json`` atomically, one class per line.
+
+        Each entry is ``{"value", "category_id", "name", "color"}``: ``value`` is what the pixels of the mask PNGs
+        next to it hold, ``color`` the RGB colour a viewer shows for it. Mask PNGs are palette images by default
+        (the mmsegmentation convention): PIL and mmseg read the values, but ``cv2.imread`` returns the colours
+        (even with ``cv2.IMREAD_UNCHANGED``); commands that write masks take ``--mask-format gray`` for PNGs that
+        OpenCV reads as values.
+        """
         lines = ",\n ".join(json.dumps(e, ensure_ascii=False) for e in self.to_json())
         atomic_write_text(path, f"[{lines}]\n")
 

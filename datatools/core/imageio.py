@@ -12,6 +12,7 @@ import io
 import os
 import warnings
 from collections.abc import Iterator
+from enum import Enum
 from pathlib import Path
 from typing import cast
 
@@ -28,7 +29,9 @@ __all__ = [
     "check_image_file",
     "declared_size",
     "decode_image_strict",
+    "MaskFormat",
     "encode_image",
+    "encode_mask_png",
     "encode_palette_png",
     "find_images",
     "read_image",
@@ -283,6 +286,40 @@ def encode_palette_png(mask: npt.NDArray[np.uint8], palette: npt.NDArray[np.uint
     im.putpalette(palette.astype(np.uint8).reshape(-1).tolist())
     buf = io.BytesIO()
     im.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+class MaskFormat(str, Enum):
+    """How a label mask PNG stores its class values.
+
+    Both store the class value of each pixel in a single 8-bit channel; they differ in what a reader gets:
+
+    - ``palette`` (mode P, the mmsegmentation convention): viewers show the class colours of ``classes.json``;
+      ``PIL.Image.open`` and mmseg read the class values, but OpenCV expands the palette: ``cv2.imread`` gives BGR
+      colours, even with ``cv2.IMREAD_UNCHANGED`` (and ``IMREAD_GRAYSCALE`` gives the colours' luminance).
+    - ``gray`` (mode L): ``cv2.imread(path, cv2.IMREAD_UNCHANGED)`` and PIL both read the class values; viewers show
+      a nearly black image (values 0..K).
+    """
+
+    PALETTE = "palette"
+    GRAY = "gray"
+
+
+def encode_mask_png(mask: npt.NDArray[np.uint8], palette: npt.NDArray[np.uint8],
+                    mask_format: MaskFormat | str = MaskFormat.PALETTE) -> bytes:
+    """Encode a (H, W) uint8 label mask as a palette PNG (:func:`encode_palette_png`) or a gray one.
+
+    Example:
+        >>> png = encode_mask_png(mask, class_map.palette(), "gray")
+        >>> (cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED) == mask).all()
+        True
+    """
+    if MaskFormat(mask_format) is MaskFormat.PALETTE:
+        return encode_palette_png(mask, palette)
+    if mask.ndim != 2 or mask.dtype != np.uint8:
+        raise ValueError(f"mask must be (H, W) uint8, got shape {mask.shape} and dtype {mask.dtype}")
+    buf = io.BytesIO()
+    Image.fromarray(mask, mode="L").save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 

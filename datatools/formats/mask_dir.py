@@ -4,9 +4,14 @@ Layout written by :func:`coco_to_mask_dir`::
 
     out/
       img_dir/<file_name>            the images, copied byte for byte
-      ann_dir/<file_name stem>.png   one single-channel palette PNG per image (values 0..K, 255 ignore)
+      ann_dir/<file_name stem>.png   one single-channel PNG per image (values 0..K, 255 ignore): a palette PNG
+                                     (``--mask-format palette``, the default) or a gray one (``gray``),
                                      or <stem>.npz with (K, H, W) bit-packed planes when multilabel
       classes.json                   [{"value", "category_id", "name", "color"}, ...], background first
+
+Reading the masks: PIL (``np.asarray(Image.open(path))``) and mmsegmentation give the class values of both formats;
+OpenCV gives the palette's colours for a palette PNG (even with ``cv2.IMREAD_UNCHANGED``) and the values only for a
+gray one. Write ``--mask-format gray`` for tools that read masks with ``cv2.imread``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from datatools.core.atomic import output_dir
 from datatools.core.classes import IGNORE_INDEX, ClassMap
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError, UnreadableFileError
-from datatools.core.imageio import encode_palette_png, find_images
+from datatools.core.imageio import MaskFormat, encode_mask_png, find_images
 from datatools.core.masks import OverlapPolicy, mask_to_rle, rasterize_multilabel, rasterize_semantic
 from datatools.core.parallel import parallel_map
 from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
@@ -55,6 +60,7 @@ class _RenderConfig:
     crowd: str
     copy_images: bool
     palette: npt.NDArray[np.uint8] = field(compare=False)  # built once: ClassMap.palette() costs ~1 ms a call
+    mask_format: MaskFormat = MaskFormat.PALETTE
 
 
 def _mask_name(file_name: str, multilabel: bool) -> str:
@@ -71,7 +77,7 @@ def _render_one(job: tuple[str, int, int, list[dict[str, Any]], list[dict[str, A
         write_multilabel(dst, rasterize_multilabel(anns, height, width, cfg.class_map))
     else:
         mask = rasterize_semantic(anns, height, width, cfg.class_map, cfg.policy, crowd=cfg.crowd, ignore=ignore)
-        dst.write_bytes(encode_palette_png(mask, cfg.palette))
+        dst.write_bytes(encode_mask_png(mask, cfg.palette, cfg.mask_format))
     if cfg.copy_images:
         img_dst = out / IMG_DIR / file_name
         img_dst.parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +93,7 @@ def coco_to_mask_dir(
     multilabel: bool = False,
     crowd: str = "class",
     copy_images: bool = True,
+    mask_format: MaskFormat | str = MaskFormat.PALETTE,
     overwrite: bool = False,
     workers: int | None = None,
     progress: bool = True,
@@ -100,6 +107,8 @@ def coco_to_mask_dir(
         multilabel: write (K, H, W) planes as ``.npz`` instead of one class per pixel.
         crowd: ``"class"`` or ``"ignore"`` for ``iscrowd`` regions (see ``rasterize_semantic``).
         copy_images: also copy the images to ``img_dir/``.
+        mask_format: ``palette`` (class colours in viewers; read the values with PIL) or ``gray`` (values for
+            ``cv2.imread(path, cv2.IMREAD_UNCHANGED)`` too); see :class:`~datatools.core.imageio.MaskFormat`.
         overwrite: replace a non-empty ``out``.
         workers: processes (default: all cores).
         progress: show a progress bar.
@@ -113,6 +122,7 @@ def coco_to_mask_dir(
         True
     """
     policy = OverlapPolicy.parse(overlap)
+    mask_format = MaskFormat(mask_format)
     class_map = dataset.class_map()
     if not multilabel and policy.priority:
         class_map.values_by_name(policy.priority)  # unknown class names fail before anything is written
@@ -131,7 +141,7 @@ def coco_to_mask_dir(
     ]
     with output_dir(out, overwrite) as tmp:
         cfg = _RenderConfig(str(dataset.image_root), str(tmp), class_map, policy, multilabel, crowd, copy_images,
-                            class_map.palette())
+                            class_map.palette(), mask_format)
         (tmp / ANN_DIR).mkdir()
         parallel_map(partial(_render_one, cfg=cfg), jobs, workers=workers, desc="rasterising", progress=progress)
         class_map.save(tmp / CLASSES_FILE)

@@ -14,7 +14,7 @@ from PIL import Image
 from datatools.core.atomic import output_dir
 from datatools.core.classes import ClassMap
 from datatools.core.errors import InvalidDatasetError
-from datatools.core.imageio import encode_palette_png, find_images
+from datatools.core.imageio import MaskFormat, encode_mask_png, find_images
 from datatools.core.paths import file_name_problem
 from datatools.formats.mask_dir import ANN_DIR, CLASSES_FILE, IMG_DIR
 from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
@@ -124,14 +124,16 @@ def submission_to_mask_dir(
     *,
     size: int = 256,
     shape_hw: tuple[int, int] | None = None,
+    mask_format: MaskFormat | str = MaskFormat.PALETTE,
     overwrite: bool = False,
 ) -> int:
     """Decode a submission CSV into a mask folder (``ann_dir/`` + ``classes.json``), one image at a time.
 
     ``class-ids`` rows become (size, size) palette PNGs; ``rle`` rows of one image (adjacent, as competition
-    files are) become one multilabel ``.npz`` of ``shape_hw``. Returns the number of images written.
+    files are) become one multilabel ``.npz`` of ``shape_hw``. ``mask_format``: PNGs as ``palette`` or ``gray``
+    (:class:`~datatools.core.imageio.MaskFormat`). Returns the number of images written.
     """
-    style, csv = SubmissionStyle(style), Path(csv)
+    style, csv, mask_format = SubmissionStyle(style), Path(csv), MaskFormat(mask_format)
     with output_dir(out, overwrite) as tmp:
         ann = tmp / ANN_DIR
         ann.mkdir()
@@ -141,7 +143,7 @@ def submission_to_mask_dir(
             for image_id, mask in iter_class_ids_csv(csv, size):
                 dst = ann / _target(image_id, csv, ".png")
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                dst.write_bytes(encode_palette_png(mask, palette))
+                dst.write_bytes(encode_mask_png(mask, palette, mask_format))
                 count += 1
         else:
             if shape_hw is None:
