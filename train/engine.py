@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from datatools.core.atomic import atomic_write_json, check_output_dir
 from datatools.core.dataset import Dataset
-from datatools.core.errors import DatatoolsError, InvalidDatasetError
+from datatools.core.errors import DatatoolsError, Interrupted, InvalidDatasetError
 
 from .augment import build_transform
 from .checkpoint import ModelSpec, load_checkpoint, save_checkpoint
@@ -188,18 +188,50 @@ def fit(config: TrainConfig, train: Dataset, out: str | os.PathLike[str], *, val
     Raises:
         InvalidDatasetError: datasets with different categories, or nothing to train on.
         WeightsUnavailableError: ``--weights imagenet`` without a network.
+        Interrupted: Ctrl-C. A run that has finished an epoch stays, resumable (``last.pt``); one that has not is
+            removed, as is one that fails before its first epoch ends, so a rerun finds an empty ``out``.
 
     Example:
         >>> cfg = TrainConfig(encoder="resnet18", weights="none", size=256, epochs=5)
         >>> fit(cfg, Dataset.load("train.json", "images/"), "runs/r18", val=Dataset.load("val.json", "images/"))
     """
+    out = Path(out)
+    rt: Runtime = setup(config.device)
+    state = _prepare_out(out, resume, overwrite, rt.main)
+    existed = out.is_dir()  # empty, or (--resume) a run
+    done: list[int] = [int(state["epoch"])] if state else []  # the epochs last.pt holds, as they end
+    try:
+        return _fit(config, train, out, rt, state, done, val=val, extra=extra, masks=masks, progress=progress,
+                    log=log)
+    except BaseException as exc:
+        if not rt.main:
+            raise
+        message = _after_failure(out, existed, done[-1] if done else 0, config.epochs)
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted(message) from None
+        raise
+
+
+def _after_failure(out: Path, existed: bool, epoch: int, epochs: int) -> str:
+    """Leave a resumable run (one with ``last.pt``) or nothing, and say which."""
+    if (out / "last.pt").is_file():
+        return (f"interrupted in epoch {epoch + 1}/{epochs}; {out} holds the run up to epoch {epoch} (last.pt): "
+                f"continue it with the same `datatools train fit` command plus --resume (--out {out} --resume)")
+    if existed:
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+    return f"interrupted before the first epoch ended; removed the partial run folder {out}, nothing was kept"
+
+
+def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dict[str, Any] | None,
+         done: list[int], *, val: Dataset | None, extra: Sequence[Dataset], masks: str | os.PathLike[str] | None,
+         progress: bool, log: Callable[[str], None]) -> FitResult:
     import torch
 
     from .weights import build_model
 
-    out = Path(out)
-    rt: Runtime = setup(config.device)
-    state = _prepare_out(out, resume, overwrite, rt.main)
     if not train.images:
         raise InvalidDatasetError(f"{train.source}: no training images")
     for other in (val, *extra):
@@ -321,6 +353,7 @@ def fit(config: TrainConfig, train: Dataset, out: str | os.PathLike[str], *, val
                                 history=history, optimizer=optimizer.state_dict(),
                                 scheduler=scheduler.state_dict(), scaler=scaler.state_dict())
                 write_history(out / "history.csv", history)
+                done.append(epoch)
                 shown = f" val_loss {row['val_loss']:.4f} {metric} {score:.4f}" if scores else ""
                 log(f"epoch {epoch}/{config.epochs} loss {row['train_loss']:.4f}{shown}"
                     f"{' (best)' if improved else ''} {row['train_images_per_s']:.1f} img/s")

@@ -126,8 +126,8 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except DatatoolsError as exc:
             raise fail(str(exc)) from None
-        except KeyboardInterrupt:
-            raise fail("interrupted; nothing was written", 130) from None
+        except KeyboardInterrupt as exc:  # an Interrupted says what was left; outputs are staged otherwise
+            raise fail(str(exc) or "interrupted; nothing was written", 130) from None
 
     return wrapper  # type: ignore[return-value]
 

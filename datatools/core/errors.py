@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "DatatoolsError",
+    "Interrupted",
     "InvalidDatasetError",
     "OutputExistsError",
     "UnreadableFileError",
@@ -28,3 +29,10 @@ class InvalidDatasetError(DatatoolsError, ValueError):
 
 class OutputExistsError(DatatoolsError, FileExistsError):
     """The output directory exists and is not empty, and ``overwrite`` was not given."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with a message saying what the interrupted command left behind (a resumable run, or nothing).
+
+    Not a :class:`DatatoolsError`: the CLI prints the message as its one line and exits 130, as for any Ctrl-C.
+    """

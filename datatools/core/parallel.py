@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import multiprocessing as mp
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -40,6 +41,9 @@ def _init(fn: Callable[..., Any], tune: bool = False) -> None:
     _FN = fn
     if tune:  # a worker: its memory is datatools' to manage
         keep_freed_memory()
+        # Ctrl-C reaches every process of the terminal's group: the parent alone handles it (it stops the pool and
+        # prints one line); a worker that raised KeyboardInterrupt too would print a traceback of its own
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _call(job: tuple[int, Any, int | None]) -> Any:
