@@ -28,6 +28,7 @@ from .data import MaskSource, SegmentationData, cache_dir_for, check_same_classe
 from .distributed import Runtime, setup
 from .losses import build_loss
 from .metrics import MetricAccumulator, Scores
+from .prior import class_prior, init_head_bias
 from .report import format_table, write_curves, write_history, write_per_class
 from .tta import normalize
 
@@ -69,8 +70,12 @@ def make_loader(data: Any, batch: int, *, workers: int | None, shuffle: bool, se
 
 
 def validate(model: Any, loader: Any, mode: Mode, names: Sequence[str], spec: ModelSpec, device: Any, *,
-             loss_fn: Any = None, amp_dtype: Any = None) -> tuple[float, Scores]:
-    """Mean loss and scores over a loader at the training size (argmax, or logit > 0 when multilabel)."""
+             loss_fn: Any = None, amp_dtype: Any = None, baseline: MetricAccumulator | None = None
+             ) -> tuple[float, Scores]:
+    """Mean loss and scores over a loader at the training size (argmax, or logit > 0 when multilabel).
+
+    ``baseline``, when given, also gets the counts of the all-background (all-empty) prediction.
+    """
     import torch
 
     model.eval()
@@ -86,7 +91,21 @@ def validate(model: Any, loader: Any, mode: Mode, names: Sequence[str], spec: Mo
                 count += len(x)
             pred = (logits > 0).long() if mode is Mode.MULTILABEL else logits.argmax(dim=1)
             acc.update(pred.cpu(), y.cpu())
+            if baseline is not None:
+                baseline.update(torch.zeros_like(pred).cpu(), y.cpu())
     return (total / count if count else math.nan), acc.compute()
+
+
+def _against_baseline(best: Scores, baseline: Scores, config: TrainConfig, steps: int) -> str:
+    """How the best epoch compares with predicting background everywhere, and why when it is not above it."""
+    what = "all-empty" if best.metric == "dice" else "all-background"
+    line = f"{what} baseline {best.metric} {baseline.score:.4f}"
+    if best.score > baseline.score:
+        return f"{line}; best {best.score:.4f} is above it"
+    start = "from random weights (--weights none)" if config.weights == "none" else "of training"
+    return (f"{line}; best {best.score:.4f} is not above it: {steps} optimiser steps {start} are too few to learn "
+            "where the objects are (the model has learned the class frequencies, not the objects); train for more "
+            "epochs, with a higher --lr, or from pretrained --weights")
 
 
 def _lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -270,6 +289,8 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
     model = build_model(spec.arch, spec.encoder, spec.num_outputs, "none" if state else config.weights)
     if state is not None:
         model.load_state_dict(state["model"])
+    elif not Path(config.weights).is_file():  # a new head (a weights file may hold a trained one): start at the prior
+        init_head_bias(model, class_prior([train, *extra]), mode)
     cuda = device.type == "cuda"
     model = model.to(device, memory_format=torch.channels_last) if cuda else model.to(device)
     amp_dtype = None
@@ -283,6 +304,7 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
     names = spec.names
     metric = ("dice" if mode is Mode.MULTILABEL else "miou") if val is not None and val.images else "train_loss"
     best, best_epoch, history, best_scores = -math.inf, 0, [], None
+    baseline: Scores | None = None
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -335,8 +357,10 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
                                    "train_loss": loss_sum / max(seen, 1)}
             scores = None
             if val_loader is not None:
+                base = MetricAccumulator(mode, names) if baseline is None else None
                 row["val_loss"], scores = validate(model, val_loader, mode, names, spec, device, loss_fn=loss_fn,
-                                                   amp_dtype=amp_dtype)
+                                                   amp_dtype=amp_dtype, baseline=base)
+                baseline = base.compute() if base is not None else baseline
                 row[f"val_{scores.metric}"] = scores.score
                 row |= {f"{scores.metric}/{n}": v for n, v in zip(names, scores.per_class, strict=True)}
             row |= {"train_seconds": train_time, "train_images_per_s": seen * rt.world / train_time}
@@ -365,9 +389,13 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
         write_curves(out / "curves.png", history, metric)
         if best_scores is None and val_loader is not None and (out / "best.pt").is_file():
             model.load_state_dict(load_checkpoint(out / "best.pt")["model"])  # resumed after the best epoch
-            _, best_scores = validate(model, val_loader, mode, names, spec, device)
+            base = MetricAccumulator(mode, names)
+            _, best_scores = validate(model, val_loader, mode, names, spec, device, baseline=base)
+            baseline = base.compute()
         if best_scores is not None:
             write_per_class(out / "per_class.csv", best_scores)
-            log(f"best epoch {best_epoch} ({metric} {best:.4f}), per class:\n{format_table(best_scores)}")
+            log(f"best epoch {best_epoch} ({metric} {best:.4f}), per class:\n{format_table(best_scores, baseline)}")
+            if baseline is not None:
+                log(_against_baseline(best_scores, baseline, config, steps_per_epoch * len(history)))
     rt.close()
     return FitResult(out, metric, best, best_epoch, best_scores, history, rt.main)
