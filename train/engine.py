@@ -32,6 +32,9 @@ from .prior import class_prior, init_head_bias
 from .report import format_table, write_curves, write_history, write_per_class
 from .tta import normalize
 
+#: A best epoch within this of the all-background baseline has not learned the objects, and fit says so.
+BASELINE_MARGIN = 0.01
+
 __all__ = ["FitResult", "default_loader_workers", "fit", "make_loader", "validate"]
 
 
@@ -97,15 +100,18 @@ def validate(model: Any, loader: Any, mode: Mode, names: Sequence[str], spec: Mo
 
 
 def _against_baseline(best: Scores, baseline: Scores, config: TrainConfig, steps: int) -> str:
-    """How the best epoch compares with predicting background everywhere, and why when it is not above it."""
+    """How the best epoch compares with predicting background everywhere, and why when it is not clearly above it
+    (by more than ``BASELINE_MARGIN``)."""
     what = "all-empty" if best.metric == "dice" else "all-background"
-    line = f"{what} baseline {best.metric} {baseline.score:.4f}"
-    if best.score > baseline.score:
-        return f"{line}; best {best.score:.4f} is above it"
+    line = f"{what} baseline {best.metric} {baseline.score:.4f}; best {best.score:.4f}"
+    gain = best.score - baseline.score
+    if gain > BASELINE_MARGIN:
+        return f"{line} is above it (+{gain:.4f})"
     start = "from random weights (--weights none)" if config.weights == "none" else "of training"
-    return (f"{line}; best {best.score:.4f} is not above it: {steps} optimiser steps {start} are too few to learn "
-            "where the objects are (the model has learned the class frequencies, not the objects); train for more "
-            "epochs, with a higher --lr, or from pretrained --weights")
+    verdict = f"is barely above it (+{gain:.4f})" if gain > 0 else "is not above it"
+    return (f"{line} {verdict}: {steps} optimiser steps {start} are too few to learn where the objects are (the "
+            "model has learned how common each class is, not where it lies); train for more epochs or from "
+            "pretrained --weights")
 
 
 def _lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:

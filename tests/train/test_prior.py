@@ -66,6 +66,7 @@ def test_a_short_fit_gets_background_right_and_compares_with_the_baseline(tiny_m
     baseline = float(line.split()[3].rstrip(";"))
     best = float(history["val_miou"].iloc[0])
     assert f"best {best:.4f} is " in line
-    assert ("is above it" in line) == (best > baseline)
-    if best <= baseline:
+    clearly = best > baseline + 0.01
+    assert ("is above it" in line) == clearly
+    if not clearly:  # say why a run that has not learned the objects has not
         assert "optimiser steps from random weights (--weights none) are too few" in line
