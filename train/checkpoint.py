@@ -130,6 +130,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         'Unet'
     """
     path = Path(path)
+    if not path.is_file():
+        raise UnreadableFileError(f"{path}: checkpoint not found")
     ckpt = read_torch_file(path, "a datatools checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "spec" not in ckpt:
         raise UnreadableFileError(f"{path}: not a datatools checkpoint (a torch file without the {FORMAT!r} tag)")

@@ -63,6 +63,8 @@ def _pretrained(arch: str, encoder: str, classes: int, weights: str) -> Any:
 
 def _read_state_dict(path: Path) -> dict[str, Any]:
     state: Any
+    if not path.is_file():
+        raise UnreadableFileError(f"{path}: weights file not found")
     if path.suffix != ".safetensors":
         state = read_torch_file(path, "a weights file")
     else:
