@@ -121,14 +121,15 @@ def test_multiclass_fit_resume_evaluate_predict_submission(tiny_multiclass: tupl
     pd.DataFrame({"image_id": ids, "file_name": [img["file_name"] for img in train_ds.images],
                   "group": [str(i) for i in ids], "fold": [k % 2 for k in range(len(ids))]}).to_parquet(
         tmp_path / "folds.parquet")
-    best, last = str(run / "best.pt"), str(epoch1)
-    invoke("soup", "--ckpt", best, "--ckpt", last, "--data", str(train_dir), "--folds", str(tmp_path / "folds.parquet"),
-           "--fold", "1", "--greedy", "--out", str(tmp_path / "soup"), "--workers", "0")
+    second, first = str(run / "last.pt"), str(epoch1)  # epochs 2 and 1: they differ (best.pt may be epoch 1's)
+    invoke("soup", "--ckpt", second, "--ckpt", first, "--data", str(train_dir), "--folds",
+           str(tmp_path / "folds.parquet"), "--fold", "1", "--greedy", "--out", str(tmp_path / "soup"),
+           "--workers", "0")
     report = json.loads((tmp_path / "soup" / "soup.json").read_text())
-    assert set(report["members"]) == {best, last}
+    assert set(report["members"]) == {second, first}
     assert report["greedy"] >= max(report["members"].values()) - 1e-9  # greedy never drops below its best member
     uniform = load_checkpoint(tmp_path / "soup" / "uniform.pt")["model"]
-    a, b = load_checkpoint(best)["model"], load_checkpoint(last)["model"]
+    a, b = load_checkpoint(second)["model"], load_checkpoint(first)["model"]
     name = next(k for k, v in a.items() if v.is_floating_point() and not torch.equal(v, b[k]))
     torch.testing.assert_close(uniform[name], (a[name] + b[name]) / 2)
 
