@@ -4,6 +4,10 @@ A pipeline file is either a list of one-key mappings, ``- TransformName: {param:
 hold ``transforms:`` for ``OneOf``/``SomeOf``/``Sequential``, or a file written by ``albumentations.save(...,
 data_format="yaml")``. Images are first resized to the training size, so the pipeline works at that size, and
 a final resize keeps every sample square (a crop in the pipeline is then scaled back up).
+
+On datasets whose classes come in left/right (top/bottom) pairs, a sample the pipeline mirrored gets its paired
+class values swapped in the mask (:mod:`datatools.core.lateral`, from the flips albumentations reports it applied),
+so a flipped left lung is labelled a right lung.
 """
 
 from __future__ import annotations
@@ -12,9 +16,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from datatools.core.errors import InvalidDatasetError, UnreadableFileError
+import numpy as np
+import numpy.typing as npt
 
-__all__ = ["DEFAULT_AUG_YAML", "build_transform", "load_pipeline"]
+from datatools.core.classes import ClassMap
+from datatools.core.errors import InvalidDatasetError, UnreadableFileError
+from datatools.core.lateral import LateralPairs, applied_mirrors, check_transforms, value_lut
+
+__all__ = ["DEFAULT_AUG_YAML", "LateralTransform", "build_transform", "load_pipeline", "transform_names"]
 
 #: The default training augmentations: cheap, label-preserving for most photos and scans.
 DEFAULT_AUG_YAML = """\
@@ -77,10 +86,61 @@ def load_pipeline(path: str | os.PathLike[str] | None) -> list[Any]:
     return [_build(s, where) for s in spec]
 
 
-def build_transform(size: int, *, train: bool, aug: str | os.PathLike[str] | None = None, seed: int = 0) -> Any:
+def transform_names(transforms: list[Any]) -> list[str]:
+    """The class names of ``transforms`` and of every transform nested in them (``OneOf`` and the like)."""
+    names: list[str] = []
+    for t in transforms:
+        names.append(type(t).__name__)
+        names += transform_names(list(getattr(t, "transforms", None) or []))
+    return names
+
+
+class LateralTransform:
+    """A ``Compose`` whose mirrored samples get their paired class values swapped in the mask.
+
+    Multiclass masks (H, W) have their values swapped through a lookup table; multilabel planes (H, W, K) have
+    their planes swapped. ``set_random_seed`` reaches the wrapped pipeline (DataLoader workers call it).
+
+    Example:
+        >>> t = LateralTransform(A.Compose([A.HorizontalFlip(p=1.0)]), pairs, class_map)
+        >>> t(image=image, mask=mask)["mask"]   # left_x pixels now right_x, on the other side
+    """
+
+    def __init__(self, compose: Any, pairs: LateralPairs, class_map: ClassMap) -> None:
+        compose.save_applied_params = True
+        self.compose = compose
+        self.pairs = pairs
+        value_of = {int(c.category_id): c.value for c in class_map.classes if c.category_id is not None}
+        self._luts = {(h, v): value_lut(pairs.mirror_map(h, v), value_of) for h in (False, True) for v in (False, True)}
+
+    def set_random_seed(self, seed: int) -> None:
+        self.compose.set_random_seed(seed)
+
+    def __call__(self, **data: Any) -> dict[str, Any]:
+        out = dict(self.compose(**data))
+        lut = self._luts[applied_mirrors(out.pop("applied_transforms", []))]
+        if "mask" in out and not np.array_equal(lut, np.arange(256)):
+            out["mask"] = _swap(np.asarray(out["mask"]), lut)
+        return out
+
+
+def _swap(mask: npt.NDArray[np.uint8], lut: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    if mask.ndim == 2:
+        return lut[mask]
+    order = [int(lut[k + 1]) - 1 for k in range(mask.shape[-1])]  # plane k holds class value k + 1
+    return mask[..., order]
+
+
+def build_transform(size: int, *, train: bool, aug: str | os.PathLike[str] | None = None, seed: int = 0,
+                    lateral: tuple[LateralPairs, ClassMap] | None = None) -> Any:
     """Resize to ``size`` x ``size`` (+ the augmentations when ``train``) as one ``albumentations.Compose``.
 
-    Masks are resized with nearest neighbour, so class values and the ignore value 255 survive.
+    Masks are resized with nearest neighbour, so class values and the ignore value 255 survive. With ``lateral``
+    (pairs and the class map of the masks) and pairs to swap, the training pipeline is a :class:`LateralTransform`.
+
+    Raises:
+        DatatoolsError: the pipeline may turn images by quarter turns on a dataset with pairs found by ``auto``
+            (:func:`datatools.core.lateral.check_transforms`).
 
     Example:
         >>> t = build_transform(256, train=True)
@@ -92,4 +152,9 @@ def build_transform(size: int, *, train: bool, aug: str | os.PathLike[str] | Non
 
     resize = A.Resize(size, size, interpolation=cv2.INTER_AREA)
     steps = [resize, *load_pipeline(aug), A.Resize(size, size)] if train else [resize]
-    return A.Compose(steps, seed=seed)
+    compose = A.Compose(steps, seed=seed)
+    if not train or lateral is None or not lateral[0]:
+        return compose
+    pairs, class_map = lateral
+    check_transforms(pairs, transform_names(steps), str(aug) if aug else "default augmentations")
+    return LateralTransform(compose, pairs, class_map)

@@ -1,5 +1,6 @@
 """Checkpoints that carry everything needed to rebuild the model: arch, encoder, classes, mode, normalisation,
-size. ``evaluate``, ``predict`` and ``soup`` need nothing else."""
+size, and the lateral class pairs its training flips swapped (which test-time flips then swap back). ``evaluate``,
+``predict`` and ``soup`` need nothing else."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from datatools.core.atomic import atomic_path
 from datatools.core.classes import ClassInfo, ClassMap, display_names
 from datatools.core.errors import UnreadableFileError
+from datatools.core.lateral import LateralPairs, channel_permutation
 
 from .config import Mode
 
@@ -32,6 +34,8 @@ class ModelSpec:
         mean: input mean (images scaled to 0..1).
         std: input std.
         size: side of the square inputs the model was trained on.
+        lateral: the class pairs training flips swapped (:meth:`LateralPairs.to_json`); None in checkpoints
+            written before pairs were recorded (no pairs).
     """
 
     arch: str
@@ -41,6 +45,7 @@ class ModelSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     size: int
+    lateral: dict[str, Any] | None = None
 
     @property
     def num_outputs(self) -> int:
@@ -61,14 +66,37 @@ class ModelSpec:
                                         (int(c["color"][0]), int(c["color"][1]), int(c["color"][2])))
                               for c in self.classes if int(c["value"]) != 0))
 
+    def lateral_pairs(self) -> LateralPairs:
+        """The pairs the model was trained with (none for older checkpoints)."""
+        names = {int(c["category_id"]): str(c["name"]) for c in self.classes if c.get("category_id") is not None}
+        return LateralPairs.from_json(self.lateral, names)
+
+    def channel_swaps(self) -> dict[str, list[int]]:
+        """Per mirroring TTA view (``hflip``, ``vflip``, ``rot180``), the output-channel order that swaps paired
+        classes back; empty without pairs.
+
+        Example:
+            >>> spec.channel_swaps()
+            {'hflip': [0, 2, 1, 3], 'vflip': [0, 1, 2, 3], 'rot180': [0, 2, 1, 3]}
+        """
+        pairs = self.lateral_pairs()
+        if not pairs:
+            return {}
+        ids = [None if c.get("category_id") is None else int(c["category_id"]) for c in self.classes]
+        channels = ids[1:] if self.mode is Mode.MULTILABEL else ids
+        views = {"hflip": (True, False), "vflip": (False, True), "rot180": (True, True)}
+        return {view: channel_permutation(pairs.mirror_map(h, v), channels) for view, (h, v) in views.items()}
+
     def to_dict(self) -> dict[str, Any]:
         return {"arch": self.arch, "encoder": self.encoder, "classes": [dict(c) for c in self.classes],
-                "mode": self.mode.value, "mean": list(self.mean), "std": list(self.std), "size": self.size}
+                "mode": self.mode.value, "mean": list(self.mean), "std": list(self.std), "size": self.size,
+                "lateral": self.lateral}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
         return cls(str(d["arch"]), str(d["encoder"]), tuple(dict(c) for c in d["classes"]), Mode(d["mode"]),
-                   tuple(float(v) for v in d["mean"]), tuple(float(v) for v in d["std"]), int(d["size"]))
+                   tuple(float(v) for v in d["mean"]), tuple(float(v) for v in d["std"]), int(d["size"]),
+                   d.get("lateral"))
 
 
 def save_checkpoint(path: str | os.PathLike[str], spec: ModelSpec, model: Any, **extra: Any) -> None:

@@ -120,6 +120,10 @@ def fit_cmd(
     overlap: Annotated[str, typer.Option("--overlap", help="Overlap policy of the semantic masks.")] = _D.overlap,
     aug: Annotated[Path | None, typer.Option("--aug", help="Albumentations pipeline YAML [default: flips, affine, "
                                              "brightness/contrast].", show_default=False)] = None,
+    lateral_pairs: Annotated[str, typer.Option("--lateral-pairs", help="Classes a flipped sample swaps: auto (pairs "
+                                               "found from names like left_x/right_x, x-L/x-R, upper_x/lower_x), "
+                                               "none, or LEFT=RIGHT,TOP=BOTTOM; kept in the checkpoint for TTA.")]
+    = _D.lateral_pairs,
     amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only).")] = _D.amp,
     accum: Annotated[int, typer.Option("--accum", min=1, help="Batches per optimiser step.")] = _D.accum,
     workers: LoaderOpt = _D.workers,
@@ -145,7 +149,8 @@ def fit_cmd(
         config = TrainConfig(arch=arch, encoder=encoder, weights=weights, size=size, epochs=epochs, batch=batch,
                              lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
                              warmup=warmup, loss=loss, mode=mode, overlap=overlap,
-                             aug=str(aug) if aug else None, amp=amp, accum=accum, workers=workers, seed=seed,
+                             aug=str(aug) if aug else None, lateral_pairs=lateral_pairs, amp=amp, accum=accum,
+                             workers=workers, seed=seed,
                              device=device)
     except ValueError as exc:
         raise fail(with_option_names(str(exc))) from None

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from typing import Any
 
+from datatools.core.errors import DatatoolsError
+from datatools.core.lateral import check_spec
 from datatools.core.masks import OverlapPolicy
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "LossName", "Mode", "Optimizer", "Scheduler", "TrainConfig"]
@@ -76,6 +78,8 @@ class TrainConfig:
         mode: see :class:`Mode`.
         overlap: overlap policy of the semantic masks (``datatools convert masks --overlap``).
         aug: YAML file of online albumentations (None: the default pipeline of ``train.augment``).
+        lateral_pairs: classes a mirrored sample swaps: ``auto`` (found from class names such as
+            ``left_x``/``right_x``), ``none``, or ``LEFT=RIGHT,...`` (:mod:`datatools.core.lateral`).
         amp: mixed precision on CUDA (ignored on CPU).
         accum: batches whose gradients are accumulated before each optimiser step.
         workers: DataLoader worker processes (None: half the cores, at most 8).
@@ -105,6 +109,7 @@ class TrainConfig:
     mode: Mode = Mode.AUTO
     overlap: str = "smaller-on-top"
     aug: str | None = None
+    lateral_pairs: str = "auto"
     amp: bool = False
     accum: int = 1
     workers: int | None = None
@@ -138,6 +143,10 @@ class TrainConfig:
             raise ValueError(f"mean and std need 3 values (std > 0), got {self.mean} and {self.std}")
         if not self.weights:
             raise ValueError("weights must be imagenet, none or a file")
+        try:
+            set_(self, "lateral_pairs", check_spec(self.lateral_pairs))
+        except DatatoolsError as exc:
+            raise ValueError(str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (enums as their strings)."""

@@ -20,6 +20,7 @@ from typing import Any, cast
 from datatools.core.atomic import atomic_write_json, check_output_dir
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError, Interrupted, InvalidDatasetError
+from datatools.core.lateral import find_pairs, resolve_pairs
 
 from .augment import build_transform
 from .checkpoint import ModelSpec, load_checkpoint, save_checkpoint
@@ -221,6 +222,9 @@ def fit(config: TrainConfig, train: Dataset, out: str | os.PathLike[str], *, val
         >>> fit(cfg, Dataset.load("train.json", "images/"), "runs/r18", val=Dataset.load("val.json", "images/"))
     """
     out = Path(out)
+    # bad pairs, a bad pipeline, or quarter turns on lateral classes fail before anything is written
+    pairs = resolve_pairs(config.lateral_pairs, train.categories, str(train.source))
+    build_transform(config.size, train=True, aug=config.aug, lateral=(pairs, train.class_map()))
     rt: Runtime = setup(config.device)
     state = _prepare_out(out, resume, overwrite, rt.main)
     existed = out.is_dir()  # empty, or (--resume) a run
@@ -257,6 +261,7 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
 
     from .weights import build_model
 
+    pairs = resolve_pairs(config.lateral_pairs, train.categories, str(train.source))
     if not train.images:
         raise InvalidDatasetError(f"{train.source}: no training images")
     for other in (val, *extra):
@@ -268,7 +273,8 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
     else:
         mode = detect_mode(train) if config.mode is Mode.AUTO else config.mode
         spec = ModelSpec(config.arch, config.encoder, tuple(train.class_map().to_json()), mode, config.mean,
-                         config.std, config.size)
+                         config.std, config.size, pairs.to_json())
+    pairs = spec.lateral_pairs()
     extra = [_without_leaks(e, val, log) for e in extra]
     torch.manual_seed(config.seed)
     device = rt.device
@@ -277,7 +283,8 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
     train_data = SegmentationData(
         [MaskSource(train, cache_dir_for(cache, train, mode, config.overlap), prerendered),
          *(MaskSource(e, cache_dir_for(cache, e, mode, config.overlap)) for e in extra)],
-        mode, build_transform(spec.size, train=True, aug=config.aug, seed=config.seed), overlap=config.overlap)
+        mode, build_transform(spec.size, train=True, aug=config.aug, seed=config.seed,
+                              lateral=(pairs, train.class_map())), overlap=config.overlap)
     sampler: Any = None
     if rt.distributed:
         sampler = torch.utils.data.DistributedSampler(cast(Any, train_data), shuffle=True, seed=config.seed)
@@ -325,6 +332,12 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
         train.class_map().save(out / "classes.json")
         log(f"training {spec.arch}/{spec.encoder} ({mode.value}, {spec.num_outputs} outputs) on "
             f"{len(train_data)} images, validating on {len(val.images) if val else 0}, device {device}")
+        for line in pairs.describe():
+            log(f"lateral pair: {line}")
+        found = find_pairs(train.categories)
+        if found and not pairs:
+            log(f"warning: flips on lateral classes keep their names (--lateral-pairs none): "
+                f"{'; '.join(found.describe())}")
 
     with _progress(progress and rt.main) as bar:
         for epoch in range(start + 1, config.epochs + 1):

@@ -159,7 +159,8 @@ class Ensemble:
                 x = normalize(x, spec.mean, spec.std)
                 if self.device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
-                probs = predict_probs(model, x, spec.mode, tta, max_batch=max_batch)
+                probs = predict_probs(model, x, spec.mode, tta, max_batch=max_batch,
+                                      channel_swaps=spec.channel_swaps())
                 if probs.shape[-2:] != size:
                     probs = F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
                 if vote:

@@ -2,12 +2,13 @@
 
 All geometric views of a batch at one scale go through the model in one forward pass (chunked only when
 ``max_batch`` says so, or when CUDA runs out of memory); each output is mapped back and the probabilities are
-averaged.
+averaged. A mirrored view of a model trained with lateral class pairs (``left_lung``/``right_lung``) has its paired
+channels swapped back before averaging (the checkpoint's ``ModelSpec.channel_swaps``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +106,7 @@ def _forward_chunks(model: Callable[[Any], Any], x: Any, max_batch: int | None) 
 
 
 def predict_probs(model: Callable[[Any], Any], x: Any, mode: Mode, tta: TTA | None = None, *,
-                  max_batch: int | None = None) -> Any:
+                  max_batch: int | None = None, channel_swaps: Mapping[str, Sequence[int]] | None = None) -> Any:
     """Mean probabilities over the TTA views, (N, C, H, W) float32 at the size of ``x``.
 
     Args:
@@ -115,6 +116,8 @@ def predict_probs(model: Callable[[Any], Any], x: Any, mode: Mode, tta: TTA | No
         tta: the views (default: one plain pass).
         max_batch: most images per forward pass; None puts all views of one scale in one pass. ``max_batch=N``
             is one pass per view.
+        channel_swaps: view -> output-channel order of a mirrored view (its lateral pairs swapped back), as
+            ``ModelSpec.channel_swaps`` gives it; views not in it keep their channels.
 
     Example:
         >>> probs = predict_probs(model, normalize(batch, mean, std), Mode.MULTICLASS, TTA.parse("hflip,vflip"))
@@ -134,6 +137,8 @@ def predict_probs(model: Callable[[Any], Any], x: Any, mode: Mode, tta: TTA | No
         logits = _forward_chunks(model, torch.cat(views) if len(views) > 1 else views[0], max_batch)
         for k, view in enumerate(tta.views):
             out = _apply(logits[k * n:(k + 1) * n], view, inverse=True)
+            if channel_swaps and view in channel_swaps:
+                out = out[:, list(channel_swaps[view])]
             if out.shape[-2:] != (h, w):
                 out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
             probs = out.sigmoid() if mode is Mode.MULTILABEL else out.softmax(dim=1)

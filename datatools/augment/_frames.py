@@ -8,8 +8,8 @@ every mask; test).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from datatools.augment._load import object_record, wanted_annotations
 from datatools.augment._records import rle_fields
-from datatools.augment.types import Box, ObjectRecord
+from datatools.augment.types import Box, ObjectRecord, relabel_objects
 from datatools.core.dataset import Dataset
 from datatools.core.masks import annotation_to_rle
 
@@ -34,6 +34,7 @@ class PixelMove:
         box: moves a box ``(y0, x0, y1, x1)`` to the box of the moved pixels.
         rle: moves one compressed COCO RLE (a new RLE of the output size).
         size_hw: the size of the output.
+        categories: category id -> id for the classes the move renames (a mirror swaps lateral pairs).
     """
 
     image: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]]
@@ -41,11 +42,13 @@ class PixelMove:
     box: Callable[[Box], Box]
     rle: Callable[[dict[str, Any]], dict[str, Any]]
     size_hw: tuple[int, int]
+    categories: Mapping[int, int] = field(default_factory=dict)
 
 
 def moved_fields(ds: Dataset, image_id: Any, ann_ids: Sequence[Any] | None, hw: tuple[int, int],
                  move: PixelMove) -> tuple[tuple[ObjectRecord, ...], list[dict[str, Any]]]:
-    """The objects of one image and their moved ``{"segmentation" (RLE), "area", "bbox"}``, in annotation order.
+    """The objects of one image (renamed as the move says) and their moved ``{"segmentation" (RLE), "area",
+    "bbox"}``, in annotation order.
 
     Example:
         >>> objects, fields = moved_fields(ds, image_id, None, (640, 640), flip_move(FlipParams("h"), (640, 640)))
@@ -53,4 +56,5 @@ def moved_fields(ds: Dataset, image_id: Any, ann_ids: Sequence[Any] | None, hw: 
     h, w = hw
     anns = wanted_annotations(ds, image_id, ann_ids)
     rles = [move.rle(annotation_to_rle(ann["segmentation"], h, w)) for ann in anns]
-    return tuple(object_record(ann, image_id) for ann in anns), rle_fields(rles)
+    objects = relabel_objects([object_record(ann, image_id) for ann in anns], move.categories)
+    return objects, rle_fields(rles)

@@ -4,6 +4,9 @@ Every object's mask is passed as one plane of ``masks``, so albumentations warps
 pipeline's mask interpolation, nearest neighbour by default) and overlapping objects keep their overlaps. The
 pipeline's randomness is seeded per output from ``rng`` (``Compose.set_random_seed``), so outputs do not depend
 on the worker that made them. albumentations is imported only when a pipeline is loaded or applied.
+
+Flips rename lateral classes (:mod:`datatools.core.lateral`): the flips albumentations reports it applied to an
+output (``save_applied_params``) decide which pairs swap.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from typing import Any
 import numpy as np
 
 from datatools.augment.sampling import SourceIndex, plan_each_source
-from datatools.augment.types import OutputPlan, Sample
+from datatools.augment.types import OutputPlan, Sample, relabel_objects
 from datatools.core.errors import DatatoolsError, UnreadableFileError
+from datatools.core.lateral import LateralPairs, applied_mirrors
 
-__all__ = ["AlbuConfig", "AlbuParams", "apply_albu", "load_pipeline", "plan_albu", "sample_albu_params"]
+__all__ = ["AlbuConfig", "AlbuParams", "apply_albu", "load_pipeline", "pipeline_transforms", "plan_albu",
+           "sample_albu_params"]
 
 _COMPOSED: dict[str, Any] = {}  # pipeline sha256 -> built Compose, once per process
 
@@ -70,6 +75,29 @@ def load_pipeline(path: str | os.PathLike[str]) -> dict[str, Any]:
     return dict(A.to_dict(transform))
 
 
+def pipeline_transforms(pipeline: Mapping[str, Any]) -> list[str]:
+    """The names of every transform in a pipeline in its ``A.to_dict`` form, nested ones included.
+
+    Example:
+        >>> pipeline_transforms(A.to_dict(A.Compose([A.OneOf([A.HorizontalFlip()]), A.Blur()])))
+        ['Compose', 'OneOf', 'HorizontalFlip', 'Blur']
+    """
+    names: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            if "__class_fullname__" in node:
+                names.append(str(node["__class_fullname__"]).rsplit(".", 1)[-1])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(pipeline)
+    return names
+
+
 @dataclass(frozen=True)
 class AlbuConfig:
     """Options of ``datatools augment albu``.
@@ -78,11 +106,13 @@ class AlbuConfig:
         pipeline: the pipeline as ``A.to_dict`` gives it (read one with :func:`load_pipeline`).
         copies: outputs per source image.
         min_area: objects with fewer pixels after the pipeline are dropped.
+        lateral: the class pairs the pipeline's flips swap (``run_augment`` resolves ``--lateral-pairs`` into it).
     """
 
     pipeline: Mapping[str, Any] = field(default_factory=dict)
     copies: int = 1
     min_area: int = 1
+    lateral: LateralPairs = field(default_factory=LateralPairs)
 
     def __post_init__(self) -> None:
         if not self.pipeline:
@@ -104,6 +134,7 @@ class AlbuParams:
     pipeline_sha256: str
     min_area: int = 1
     pipeline: Mapping[str, Any] = field(default_factory=dict, repr=False, metadata={"json": False})
+    lateral: LateralPairs = field(default_factory=LateralPairs)
 
 
 def plan_albu(index: SourceIndex, config: AlbuConfig, count: int | None,
@@ -115,7 +146,8 @@ def plan_albu(index: SourceIndex, config: AlbuConfig, count: int | None,
 def sample_albu_params(rng: np.random.Generator, samples: Sequence[Sample], config: AlbuConfig,
                        choice: Mapping[str, Any]) -> AlbuParams:
     """A seed for the pipeline's own generators."""
-    return AlbuParams(int(rng.integers(0, 2**32 - 1)), _sha256(config.pipeline), config.min_area, config.pipeline)
+    return AlbuParams(int(rng.integers(0, 2**32 - 1)), _sha256(config.pipeline), config.min_area, config.pipeline,
+                      config.lateral)
 
 
 def _compose(params: AlbuParams) -> Any:
@@ -124,12 +156,14 @@ def _compose(params: AlbuParams) -> Any:
         import albumentations as A
 
         transform = A.from_dict(dict(params.pipeline))
+        transform.save_applied_params = True  # which flips were applied decides which lateral pairs swap
         _COMPOSED[params.pipeline_sha256] = transform
     return transform
 
 
 def apply_albu(samples: Sequence[Sample], params: AlbuParams) -> Sample:
-    """Run the pipeline with its seed on the image and every object's mask; drop objects under ``min_area``.
+    """Run the pipeline with its seed on the image and every object's mask; drop objects under ``min_area``;
+    lateral pairs swap when the flips applied mirrored the image.
 
     Example:
         >>> config = AlbuConfig.from_file("pipeline.yaml")
@@ -146,4 +180,5 @@ def apply_albu(samples: Sequence[Sample], params: AlbuParams) -> Sample:
         masks = np.zeros((0, *out["image"].shape[:2]), dtype=bool)
     image = np.ascontiguousarray(out["image"])
     keep = masks.sum(axis=(1, 2)) >= max(1, params.min_area)
-    return Sample(image, np.ascontiguousarray(masks), s.objects, s.image_id).keep(keep)
+    objects = relabel_objects(s.objects, params.lateral.mirror_map(*applied_mirrors(out["applied_transforms"])))
+    return Sample(image, np.ascontiguousarray(masks), objects, s.image_id).keep(keep)

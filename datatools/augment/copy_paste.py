@@ -4,13 +4,15 @@ Each pasted object is flipped, scaled and rotated about its centre, then placed 
 ``max_occlusion`` of every object already there (tried ``max_attempts`` times, else that paste is skipped). The
 covered pixels are removed from the masks underneath, and objects left with less than ``min_visible`` of their
 area (or under ``min_area`` pixels) are dropped. Without scaling or rotation the paste is a pure index operation.
+A flipped object of a lateral class is pasted as its pair (a mirrored left lung is a right lung:
+:mod:`datatools.core.lateral`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, cast
 
@@ -20,8 +22,9 @@ import numpy.typing as npt
 
 from datatools.augment._load import DONOR_MARGIN
 from datatools.augment.sampling import SourceIndex, index_rarity, plan_rare_pastes, resolve_classes
-from datatools.augment.types import OutputPlan, Sample, empty_masks
+from datatools.augment.types import OutputPlan, Sample, empty_masks, relabel_objects
 from datatools.core.errors import InvalidDatasetError
+from datatools.core.lateral import LateralPairs
 from datatools.core.rarity import RARE_THRESHOLD
 
 __all__ = [
@@ -63,6 +66,7 @@ class CopyPasteConfig:
         max_attempts: placements tried per object before it is skipped.
         target_share: paste until every chosen class is in this share of the images (sources + outputs).
         target_images: paste until every chosen class is in this many images (sources + outputs).
+        lateral: the class pairs a flipped paste swaps (``run_augment`` resolves ``--lateral-pairs`` into it).
     """
 
     classes: str | tuple[str, ...] = "auto"
@@ -79,6 +83,7 @@ class CopyPasteConfig:
     max_attempts: int = 30
     target_share: float | None = None
     target_images: int | None = None
+    lateral: LateralPairs = field(default_factory=LateralPairs)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rare_threshold <= 1.0:
@@ -139,6 +144,7 @@ class CopyPasteParams:
     sigma: float = 1.0
     min_visible: float = 0.5
     min_area: int = 16
+    lateral: LateralPairs = field(default_factory=LateralPairs)
 
 
 def plan_copy_paste(index: SourceIndex, config: CopyPasteConfig, count: int | None,
@@ -326,12 +332,14 @@ def sample_copy_paste_params(rng: np.random.Generator, samples: Sequence[Sample]
                         tuple(tuple(float(v) for v in row) for row in matrix))
             pastes.append(Paste(d, o, flip, scale, angle, rows, (y0, x0, y0 + ph, x0 + pw),
                                 samples[d].objects[o].source_annotation_id))
-    return CopyPasteParams(tuple(pastes), skipped, config.blend, config.sigma, config.min_visible, config.min_area)
+    return CopyPasteParams(tuple(pastes), skipped, config.blend, config.sigma, config.min_visible, config.min_area,
+                           config.lateral)
 
 
 def apply_copy_paste(samples: Sequence[Sample], params: CopyPasteParams) -> Sample:
     """Paste the objects in order onto ``samples[0]``, cut the covered pixels out of the masks underneath, and drop
     the objects that lost pixels (and pasted ones) left under ``min_visible`` of their area or ``min_area`` pixels.
+    A flipped paste of a lateral class takes its pair's class.
 
     Work is done in boxes: output planes start empty and only object boxes and paste boxes are written.
 
@@ -350,6 +358,7 @@ def apply_copy_paste(samples: Sequence[Sample], params: CopyPasteParams) -> Samp
     before = [0 if b is None else int(np.count_nonzero(masks[j, b[0]:b[2], b[1]:b[3]])) for j, b in enumerate(boxes)]
     touched: set[int] = set()
     objects = list(target.objects)
+    flipped = params.lateral.mirror_map(horizontal=True, vertical=False)
     for i, p in enumerate(params.pastes):
         donor = samples[p.donor]
         y0, x0, y1, x1 = p.box_yxyx
@@ -369,7 +378,7 @@ def apply_copy_paste(samples: Sequence[Sample], params: CopyPasteParams) -> Samp
         masks[n_target + i, y0:y1, x0:x1] = patch
         boxes.append(p.box_yxyx)
         before.append(int(np.count_nonzero(patch)))
-        objects.append(donor.objects[p.object])
+        objects.extend(relabel_objects([donor.objects[p.object]], flipped if p.flip else {}))
     keep = np.ones(len(objects), dtype=bool)
     for j in touched | set(range(n_target, len(objects))):
         b = boxes[j]

@@ -4,13 +4,16 @@ Flips and multiples of 90 degrees are pure index operations, so labels are exact
 bilinearly and each object's mask bilinearly with a 0.5 threshold (a smooth boundary rather than a stair-stepped
 nearest-neighbour one), about the image centre; corners left empty are padded with ``fill`` and labelled
 background. Positive angles turn counter-clockwise, as ``np.rot90`` and ``cv2.getRotationMatrix2D`` do.
+
+Mirrors rename lateral classes (:mod:`datatools.core.lateral`): a horizontal flip swaps left/right pairs, a vertical
+one top/bottom pairs, a half turn both; quarter turns on datasets with pairs need a named rule and keep labels.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, cast
 
@@ -20,7 +23,8 @@ import numpy.typing as npt
 
 from datatools.augment._frames import PixelMove
 from datatools.augment.sampling import SourceIndex, plan_each_source
-from datatools.augment.types import OutputPlan, Sample, empty_masks
+from datatools.augment.types import OutputPlan, Sample, empty_masks, relabel_objects
+from datatools.core.lateral import LateralPairs, rotation_map
 from datatools.core.rle_counts import flip_rle
 
 __all__ = [
@@ -50,9 +54,15 @@ class FlipDirection(str, Enum):
 
 @dataclass(frozen=True)
 class FlipConfig:
-    """Options of ``datatools augment flip``: every source image is flipped in each of ``directions``."""
+    """Options of ``datatools augment flip``: every source image is flipped in each of ``directions``.
+
+    Attributes:
+        directions: h, v and/or hv.
+        lateral: the class pairs a mirror swaps (``run_augment`` resolves ``--lateral-pairs`` into it).
+    """
 
     directions: tuple[FlipDirection, ...] = (FlipDirection.H,)
+    lateral: LateralPairs = field(default_factory=LateralPairs)
 
     def __post_init__(self) -> None:
         if not self.directions:
@@ -63,6 +73,14 @@ class FlipConfig:
 @dataclass(frozen=True)
 class FlipParams:
     direction: FlipDirection
+    lateral: LateralPairs = field(default_factory=LateralPairs)
+
+    @property
+    def categories(self) -> dict[int, int]:
+        """Category id -> id after this flip (the lateral pairs it swaps)."""
+        d = FlipDirection(self.direction)
+        return self.lateral.mirror_map(d in (FlipDirection.H, FlipDirection.HV),
+                                       d in (FlipDirection.V, FlipDirection.HV))
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,7 @@ class RotateConfig:
         expand: grow the canvas so that nothing is cut off (otherwise the output keeps the input size).
         fill: grey value of the padded corners.
         min_area: objects with fewer pixels after the rotation are dropped.
+        lateral: the class pairs a half turn swaps (``run_augment`` resolves ``--lateral-pairs`` into it).
     """
 
     angles: tuple[float, ...] = (90.0,)
@@ -82,6 +101,14 @@ class RotateConfig:
     expand: bool = False
     fill: int = 0
     min_area: int = 16
+    lateral: LateralPairs = field(default_factory=LateralPairs)
+
+    def possible_angles(self) -> list[float]:
+        """Every angle an output may get (the range sampled every degree, both ends included)."""
+        if self.angle_range is None:
+            return [float(a) for a in self.angles]
+        lo, hi = self.angle_range
+        return [*np.arange(lo, hi, 1.0).tolist(), float(hi)]
 
     def __post_init__(self) -> None:
         if self.angle_range is None and not self.angles:
@@ -100,6 +127,7 @@ class RotateParams:
     expand: bool = False
     fill: int = 0
     min_area: int = 16
+    lateral: LateralPairs = field(default_factory=LateralPairs)
 
 
 def plan_flip(index: SourceIndex, config: FlipConfig, count: int | None,
@@ -112,8 +140,8 @@ def sample_flip_params(rng: np.random.Generator, samples: Sequence[Sample], conf
                        choice: Mapping[str, Any]) -> FlipParams:
     """The planned direction, or a random one of ``config.directions``."""
     if "direction" in choice:
-        return FlipParams(FlipDirection(choice["direction"]))
-    return FlipParams(config.directions[int(rng.integers(len(config.directions)))])
+        return FlipParams(FlipDirection(choice["direction"]), config.lateral)
+    return FlipParams(config.directions[int(rng.integers(len(config.directions)))], config.lateral)
 
 
 def flip_move(params: FlipParams, size_hw: tuple[int, int]) -> PixelMove:
@@ -136,11 +164,11 @@ def flip_move(params: FlipParams, size_hw: tuple[int, int]) -> PixelMove:
 
     return PixelMove(image=lambda image: cast("npt.NDArray[np.uint8]", cv2.flip(image, code)),
                      frames=lambda frames: frames[ys, xs], box=box, rle=lambda rle: flip_rle(rle, fy, fx),
-                     size_hw=(h, w))
+                     size_hw=(h, w), categories=params.categories)
 
 
 def apply_flip(samples: Sequence[Sample], params: FlipParams) -> Sample:
-    """Flip image and masks with index operations (exact).
+    """Flip image and masks with index operations (exact); lateral pairs swap their classes.
 
     Example:
         >>> out = apply_flip([sample], FlipParams(FlipDirection.H))
@@ -151,7 +179,7 @@ def apply_flip(samples: Sequence[Sample], params: FlipParams) -> Sample:
     move = flip_move(params, s.size_hw)
     boxes = tuple(None if box is None else move.box(box) for box in s.boxes_yxyx)  # mirror places
     masks = np.moveaxis(move.frames(np.moveaxis(s.masks, 0, -1)), -1, 0)  # a mirrored view: nothing is copied
-    return Sample(move.image(s.image), masks, s.objects, s.image_id, boxes)
+    return Sample(move.image(s.image), masks, relabel_objects(s.objects, move.categories), s.image_id, boxes)
 
 
 def plan_rotate(index: SourceIndex, config: RotateConfig, count: int | None,
@@ -170,7 +198,7 @@ def sample_rotate_params(rng: np.random.Generator, samples: Sequence[Sample], co
         angle = float(rng.uniform(*config.angle_range))
     else:
         angle = float(config.angles[int(rng.integers(len(config.angles)))])
-    return RotateParams(angle, config.expand, config.fill, config.min_area)
+    return RotateParams(angle, config.expand, config.fill, config.min_area, config.lateral)
 
 
 def rotation_matrix(size_hw: tuple[int, int], angle: float, expand: bool) -> tuple[npt.NDArray[np.float64],
@@ -221,7 +249,8 @@ def _warp_mask(mask: npt.NDArray[np.bool_], m: npt.NDArray[np.float64],
 
 def apply_rotate(samples: Sequence[Sample], params: RotateParams) -> Sample:
     """Rotate image and masks: exact for multiples of 90 degrees; at other angles objects left under
-    ``min_area`` pixels are dropped.
+    ``min_area`` pixels are dropped. A half turn (within 45 degrees of 180) swaps lateral pairs, as a horizontal
+    and a vertical flip do.
 
     Example:
         >>> out = apply_rotate([sample], RotateParams(90.0))
@@ -229,6 +258,7 @@ def apply_rotate(samples: Sequence[Sample], params: RotateParams) -> Sample:
         True
     """
     (s,) = samples
+    objects = relabel_objects(s.objects, rotation_map(params.lateral, params.angle))
     angle = params.angle % 360.0
     if angle % 90.0 == 0.0:
         k = int(angle // 90.0)
@@ -247,7 +277,7 @@ def apply_rotate(samples: Sequence[Sample], params: RotateParams) -> Sample:
                    0: box}[k]
             masks[i, new[0]:new[2], new[1]:new[3]] = np.rot90(s.masks[i, y0:y1, x0:x1], k)
             boxes.append(new)
-        return Sample(image, masks, s.objects, s.image_id, tuple(boxes))  # areas are unchanged: nothing to drop
+        return Sample(image, masks, objects, s.image_id, tuple(boxes))  # areas are unchanged: nothing to drop
     m, out_hw = rotation_matrix(s.size_hw, params.angle, params.expand)
     warped = cv2.warpAffine(s.image, m, (out_hw[1], out_hw[0]), flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=(params.fill,) * 3)
@@ -255,4 +285,4 @@ def apply_rotate(samples: Sequence[Sample], params: RotateParams) -> Sample:
     for i, mask in enumerate(s.masks):
         masks[i] = _warp_mask(mask, m, out_hw)
     keep = np.array([np.count_nonzero(m) for m in masks]) >= max(1, params.min_area)
-    return Sample(cast("npt.NDArray[np.uint8]", warped), masks, s.objects, s.image_id).keep(keep)
+    return Sample(cast("npt.NDArray[np.uint8]", warped), masks, objects, s.image_id).keep(keep)

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from datatools.augment._frames import moved_fields
+from datatools.augment._lateral import lateral_for_op
 from datatools.augment._load import (
     boxed_objects,
     clear_crops,
@@ -44,6 +45,7 @@ from datatools.core.coco import write_coco_json
 from datatools.core.dataset import ANNOTATIONS_FILE, IMAGES_DIR, Dataset
 from datatools.core.errors import DatatoolsError, InvalidDatasetError
 from datatools.core.imageio import encode_image
+from datatools.core.lateral import LateralPairs
 from datatools.core.parallel import default_workers, item_seed, parallel_map
 
 __all__ = ["AugmentResult", "ImageFormat", "run_augment"]
@@ -81,6 +83,8 @@ class AugmentResult:
             the source images (display names), else None.
         rare_rule: what rare meant (:func:`datatools.core.rarity.rare_rule`), with ``rare``.
         absent: with ``rare``: the classes no source image holds (never rare).
+        lateral_pairs: the class pairs the op's mirrors swapped (``left_x <-> right_x (horizontal flips)``).
+        warnings: things to tell the user once (mirrors on a dataset with pairs, switched off).
     """
 
     out: Path
@@ -94,6 +98,8 @@ class AugmentResult:
     rare: tuple[str, ...] | None = None
     rare_rule: str = ""
     absent: tuple[str, ...] = ()
+    lateral_pairs: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -226,6 +232,7 @@ def run_augment(
     segmentation: Segmentation | str = Segmentation.RLE,
     overwrite: bool = False,
     progress: bool = True,
+    lateral_pairs: str | LateralPairs = "auto",
 ) -> AugmentResult:
     """Make ``count`` new images with the op ``op`` and write them as a new dataset folder at ``out``.
 
@@ -248,9 +255,13 @@ def run_augment(
         segmentation: ``rle`` (exact) or ``polygon``.
         overwrite: replace a non-empty ``out``.
         progress: show a progress bar.
+        lateral_pairs: class pairs that ops which mirror (flip, rotate by a half turn, copy-paste's flips, albu
+            flips) swap: ``auto`` (found from class names, :mod:`datatools.core.lateral`), ``none`` or
+            ``LEFT=RIGHT,...``; recorded in each output's ``params.lateral``.
 
     Raises:
-        DatatoolsError: unknown op, bad fold selection, too few images for the op, unreadable images.
+        DatatoolsError: unknown op, bad fold selection, too few images for the op, unreadable images, bad lateral
+            pairs, quarter turns on a dataset with pairs found by ``auto``.
 
     Example:
         >>> ds = Dataset.load("train/_annotations.coco.json", "train/")
@@ -268,6 +279,7 @@ def run_augment(
         raise DatatoolsError(f"{op}: {exc}") from None
     if count is not None and count < 1:
         raise DatatoolsError(f"count must be >= 1, got {count}")
+    config, lateral = lateral_for_op(ds, op, config, lateral_pairs)
     src = select_sources(ds, folds, fold, partial=partial_folds)
     index = SourceIndex.from_dataset(src)
     fmt = ImageFormat(image_format.lstrip(".").lower().replace("jpeg", "jpg")) \
@@ -296,7 +308,9 @@ def run_augment(
                                                                           index.names),
                          sum(r["inexact"] for r in results),
                          tuple(label[c] for c in rarity.rare) if rarity else None, rarity.rule if rarity else "",
-                         tuple(label[c] for c in rarity.absent) if rarity else ())
+                         tuple(label[c] for c in rarity.absent) if rarity else (),
+                         tuple(lateral.pairs.describe()) if lateral.mirrors else (),
+                         (lateral.warning,) if lateral.warning else ())
 
 
 @contextlib.contextmanager

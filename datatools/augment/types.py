@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = ["AugmentOp", "BoxedObjects", "ObjectRecord", "OutputPlan", "Sample", "empty_masks", "mask_box_yxyx",
-           "params_to_json"]
+           "params_to_json", "relabel_objects"]
 
 Box = tuple[int, int, int, int]  # (y0, x0, y1, x1), end exclusive
 
@@ -65,6 +65,19 @@ class ObjectRecord:
     iscrowd: int = 0
     source_image_id: Any = None
     source_annotation_id: Any = None
+
+
+def relabel_objects(objects: Sequence[ObjectRecord], mapping: Mapping[int, int]) -> tuple[ObjectRecord, ...]:
+    """The objects with their classes mapped (a mirror swaps lateral pairs: :mod:`datatools.core.lateral`).
+
+    Example:
+        >>> [o.category_id for o in relabel_objects((ObjectRecord(1), ObjectRecord(3)), {1: 2, 2: 1})]
+        [2, 3]
+    """
+    if not mapping:
+        return tuple(objects)
+    return tuple(dataclasses.replace(o, category_id=mapping[o.category_id]) if o.category_id in mapping else o
+                 for o in objects)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from datatools.cli._common import (
     with_option_names,
 )
 from datatools.core.errors import DatatoolsError
+from datatools.core.lateral import check_spec
 from datatools.core.rarity import RARE_THRESHOLD
 
 app = typer.Typer(no_args_is_help=True, help="Make new images offline (mosaic, ricap, copy-paste, flip, rotate, "
@@ -56,6 +57,18 @@ QualityOpt = Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG
 SegOpt = Annotated[Segmentation, typer.Option("--segmentation", help="rle (exact) or polygon (no holes).")]
 SizeOpt = Annotated[str | None, typer.Option("--size", help="Output size: N or H,W [default: the first source "
                                              "image's].", show_default=False)]
+
+
+def _lateral_spec(value: str) -> str:
+    try:
+        return check_spec(value)
+    except DatatoolsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+LateralOpt = Annotated[str, typer.Option("--lateral-pairs", callback=_lateral_spec, help="Classes that swap when "
+                                         "an image is mirrored: auto (pairs found from names like left_x/right_x, "
+                                         "x-L/x-R, upper_x/lower_x), none, or LEFT=RIGHT,TOP=BOTTOM.")]
 PreferOpt = Annotated[str | None, typer.Option("--prefer", help="Favour images holding these classes "
                                                "(NAME,NAME) or the rare ones (auto; see --rare-threshold).",
                                                show_default=False)]
@@ -149,6 +162,10 @@ def _report(result: AugmentResult) -> None:
                f"{result.sources} source images to {result.out}")
     for name, before in result.shares_before.items():
         typer.echo(f"  {name}: image share {before:.1%} -> {result.shares_after.get(name, 0.0):.1%}")
+    for line in result.lateral_pairs:
+        typer.echo(f"  lateral pair: {line}")
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if result.inexact_polygons:
         typer.echo(f"warning: {result.inexact_polygons} masks have holes that polygons cannot hold "
                    "(use --segmentation rle for exact masks)", err=True)
@@ -258,6 +275,7 @@ def copy_paste(
     count: Annotated[int | None, typer.Option("-n", "--count", min=1, help="Images to make [default: one per "
                                               "source image; with a target, at most 20 per source image].",
                                               show_default=False)] = None,
+    lateral_pairs: LateralOpt = "auto",
     seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
     fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
     quality: QualityOpt = 95,
@@ -282,6 +300,7 @@ def copy_paste(
                      target_share=target_share, target_images=target_images)
     common = _common(count, seed, workers, folds, fold, partial_folds, merge, fmt, quality, segmentation,
                      overwrite, progress, skip_invalid)
+    common["lateral_pairs"] = lateral_pairs
     _run("copy-paste", config, ann, images, data, out, common)
 
 
@@ -292,6 +311,7 @@ def flip(
     directions: Annotated[str, typer.Option("--directions", help="h (left-right), v (up-down), hv (both); "
                                             "comma-separated, one output per source and direction.")]
     = _D.directions,
+    lateral_pairs: LateralOpt = "auto",
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
     fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
     quality: QualityOpt = 95,
@@ -310,6 +330,7 @@ def flip(
         raise typer.BadParameter(f"--directions takes h, v and hv, got {directions!r}") from None
     common = _common(count, seed, workers, folds, fold, partial_folds, merge, fmt, quality, segmentation,
                      overwrite, progress, skip_invalid)
+    common["lateral_pairs"] = lateral_pairs
     _run("flip", _config(FlipConfig, directions=dirs), ann, images, data, out, common)
 
 
@@ -328,6 +349,7 @@ def rotate(
     = _D.fill,
     min_area: Annotated[int, typer.Option("--min-area", help="Objects under this many pixels after rotating are "
                                           "dropped.")] = _D.rotate_min_area,
+    lateral_pairs: LateralOpt = "auto",
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
     fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
     quality: QualityOpt = 95,
@@ -344,6 +366,7 @@ def rotate(
                      angle_range=_floats(angle_range, "--angle-range"), min_area=min_area)
     common = _common(count, seed, workers, folds, fold, partial_folds, merge, fmt, quality, segmentation,
                      overwrite, progress, skip_invalid)
+    common["lateral_pairs"] = lateral_pairs
     _run("rotate", config, ann, images, data, out, common)
 
 
@@ -358,6 +381,7 @@ def albu(
     = _D.copies,
     min_area: Annotated[int, typer.Option("--min-area", help="Objects under this many pixels afterwards are "
                                           "dropped.")] = _D.albu_min_area,
+    lateral_pairs: LateralOpt = "auto",
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
     fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
     quality: QualityOpt = 95,
@@ -375,4 +399,5 @@ def albu(
     config = _config(AlbuConfig, pipeline=load_pipeline(pipeline), copies=copies, min_area=min_area)
     common = _common(count, seed, workers, folds, fold, partial_folds, merge, fmt, quality, segmentation,
                      overwrite, progress, skip_invalid)
+    common["lateral_pairs"] = lateral_pairs
     _run("albu", config, ann, images, data, out, common)
