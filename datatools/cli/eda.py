@@ -63,6 +63,7 @@ def eda(
         datatools eda --ann train.json --images data/ --out eda/ --folds folds.parquet --meta meta.xlsx --meta-key ID
     """
     from datatools.eda.api import run_eda
+    from datatools.eda.lateral import lateral_lines
 
     result = run_eda(ann, images, data, out=out, folds=folds, partial_folds=partial_folds, meta=meta,
                      meta_key=meta_key, overlap=overlap,
@@ -80,6 +81,8 @@ def eda(
         typer.echo(f"warning: --skip-invalid left out {left['images']} image(s) and {left['annotations']} "
                    f"annotation(s) with errors (the counts above are without them); the errors are listed under "
                    "Annotation problems in the report", err=True)
+    for line in lateral_lines(s.get("lateral") or {"pairs": []}):
+        typer.echo(line)
     rare = s["rare"]
     absent = f"; absent (no image holds them): {', '.join(rare['absent'])}" if rare["absent"] else ""
     typer.echo(f"rare classes ({rare['rule']}): {', '.join(rare['classes']) or 'none'}{absent}")

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from datatools.core.issues import Issue
 from datatools.core.parallel import default_workers, parallel_imap
+from datatools.eda.lateral import SIDE_COLUMNS, image_sides
 from datatools.eda.stats import ImageJob, ImageStats, StatsConfig, compared_policies, image_stats
 
 __all__ = ["PIXEL_COLUMNS", "Totals", "chunk_totals", "run_pass"]
@@ -40,6 +41,8 @@ class Totals:
         heat_size: side of the heat maps.
         policies: names of the overlap policies compared with the chosen one.
         heat: (K + 1, S, S) int64 summed coverage per class value; row 0 unused.
+        sides: (K + 1, 5) int64 per class value: images holding it, and of those the ones where it sits on the
+            image's left, right, top, bottom (:func:`datatools.eda.lateral.image_sides`); row 0 unused.
         pair_px: (K + 1, K + 1) int64 pixels claimed by two classes (upper triangle; the diagonal: by two
             annotations of the same class).
         class_px: (N, K + 2) int64 per-image pixel counts (background, 1..K, ignore).
@@ -60,6 +63,7 @@ class Totals:
     policies: tuple[str, ...]
     heat: npt.NDArray[np.int64]
     pair_px: npt.NDArray[np.int64]
+    sides: npt.NDArray[np.int64] = field(default_factory=lambda: _empty((0, len(SIDE_COLUMNS)), np.int64))
     class_px: npt.NDArray[np.int64] = field(default_factory=lambda: _empty((0, 0), np.int64))
     pixel_table: npt.NDArray[np.float64] = field(default_factory=lambda: _empty((0, len(PIXEL_COLUMNS)), np.float64))
     overlap_rows: npt.NDArray[np.int64] = field(default_factory=lambda: _empty((0, 0), np.int64))
@@ -76,7 +80,7 @@ class Totals:
     def empty(cls, n_classes: int, heat_size: int, policies: Sequence[str]) -> Totals:
         k1 = n_classes + 1
         return cls(n_classes, heat_size, tuple(policies), np.zeros((k1, heat_size, heat_size), np.int64),
-                   np.zeros((k1, k1), np.int64))
+                   np.zeros((k1, k1), np.int64), np.zeros((k1, len(SIDE_COLUMNS)), np.int64))
 
     def _append(self, name: str, block: npt.NDArray) -> None:  # type: ignore[type-arg]
         self._parts.setdefault(name, []).append(block)
@@ -86,6 +90,7 @@ class Totals:
         self._append("class_px", stats.class_px[None, :])
         for value, plane in zip(stats.heat_values, stats.heat, strict=True):
             self.heat[value] += plane
+            self.sides[value] += image_sides(plane)
         for a, b, px in stats.pair_px:
             self.pair_px[a, b] += px
         self._append("overlap_rows", np.array([[stats.overlap_px, stats.conflict_px,
@@ -108,6 +113,7 @@ class Totals:
     def merge(self, other: Totals) -> None:
         """Fold in the finished totals of the images that follow (call in image order)."""
         self.heat += other.heat
+        self.sides += other.sides
         self.pair_px += other.pair_px
         for name in ("class_px", "overlap_rows", "ann_px", "ann_bbox_xywh", "pixel_table"):
             self._append(name, getattr(other, name))

@@ -30,6 +30,7 @@ from datatools.core.validate_files import validate_files
 from datatools.eda.accumulate import Totals, run_pass
 from datatools.eda.colors import class_colors
 from datatools.eda.gallery import pick_gallery, source_key
+from datatools.eda.lateral import lateral_summary
 from datatools.eda.stats import ImageJob, StatsConfig, image_thumbnail
 from datatools.eda.tables import EdaTables, build_summary, build_tables, write_parquet
 
@@ -277,6 +278,7 @@ def run_eda(
         for col in meta_info.columns:
             tables.images[f"meta_{col.name}"] = col.values
         extra["meta"] = meta_info.summary()
+    extra["lateral"] = lateral_summary(totals.sides, cm, ds.categories, labels)
     outliers = _outliers(tables) if read_images else []
     summary = build_summary(source={"annotations": str(ann_path), "images": str(root)}, tables=tables,
                             totals=totals, threshold=threshold, overlap=str(policy), read_pixels=read_images,

@@ -199,7 +199,21 @@ def spatial_section(inp: ReportInput, figs: Figures) -> str:
     lead = ("Where each class's objects sit: every image is mapped onto the same grid, and each cell shows the share "
             "of the class's images in which one of its annotations covers it (each class on its own scale). A "
             "strong prior tells whether crops, flips or a fixed layout suit the data.")
-    return section("spatial", "5. Spatial prior", figure(figs.get("spatial_heatmaps"), "spatial heat maps"), lead)
+    body = figure(figs.get("spatial_heatmaps"), "spatial heat maps")
+    lateral = inp.summary.get("lateral") or {"pairs": []}
+    if lateral["pairs"]:
+        rows = []
+        for pair in lateral["pairs"]:
+            sides = ("left", "right") if pair["flip"] == "horizontal" else ("top", "bottom")
+            for label in pair["classes"]:
+                row = lateral["sides"][label]
+                rows.append([esc(label), esc(pair["flip"]), num(row["images"]),
+                             *(f"{100 * row[s]:.0f}%" for s in sides)])
+        body += ("<h3>Lateral classes</h3><p>Class pairs a flip swaps (found from their names; "
+                 "<code>--lateral-pairs</code> of augment and train), and the share of each class's images in which "
+                 "it sits on each side of the image (first/second side: left/right or top/bottom).</p>"
+                 + table(["class", "swapped by", "images", "first side", "second side"], rows))
+    return section("spatial", "5. Spatial prior", body, lead)
 
 
 def problems_section(inp: ReportInput) -> str:
