@@ -20,9 +20,9 @@ from typing import Any, cast
 from datatools.core.atomic import atomic_write_json, check_output_dir
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError, Interrupted, InvalidDatasetError
-from datatools.core.lateral import find_pairs, resolve_pairs
+from datatools.core.lateral import MIRROR_TRANSFORMS, find_pairs, resolve_pairs
 
-from .augment import build_transform
+from .augment import build_transform, load_pipeline, transform_names
 from .checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from .config import Mode, Optimizer, Scheduler, TrainConfig
 from .data import MaskSource, SegmentationData, cache_dir_for, check_same_classes, detect_mode, seed_worker
@@ -335,7 +335,7 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
         for line in pairs.describe():
             log(f"lateral pair: {line}")
         found = find_pairs(train.categories)
-        if found and not pairs:
+        if found and not pairs and set(transform_names(load_pipeline(config.aug))) & MIRROR_TRANSFORMS:
             log(f"warning: flips on lateral classes keep their names (--lateral-pairs none): "
                 f"{'; '.join(found.describe())}")
 
