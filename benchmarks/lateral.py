@@ -118,7 +118,8 @@ def main() -> None:
         splits[split] = folder
         print(f"{split}: {n} images at {args.size} px, {left} left_waste and {right} right_waste objects")
     fast = ["--encoder", args.encoder, "--weights", "none", "--size", str(args.size), "--epochs", str(args.epochs),
-            "--batch", str(args.batch), "--lr", str(args.lr), "--workers", "0", "--seed", str(args.seed), "--no-progress"]
+            "--batch", str(args.batch), "--lr", str(args.lr), "--workers", "0", "--seed", str(args.seed),
+            "--no-progress"]
     results: dict[str, Any] = {}
     start = time.perf_counter()
     fits = {rule: _start("train", "fit", "--data", str(splits["train"]), *fast, "--lateral-pairs", rule,
