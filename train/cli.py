@@ -13,24 +13,33 @@ import typer
 
 from datatools.cli._common import (
     AnnOpt,
+    CommandGroup,
     DataOpt,
+    DeviceOpt,
     ImagesOpt,
     OutOpt,
+    OverlapOpt,
     OverwriteOpt,
     ProgressOpt,
     SeedOpt,
     SkipInvalidOpt,
+    SubmissionOpt,
     fail,
     handle_errors,
     open_dataset,
+    parse_size_hw,
+    size_callback,
 )
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError
+from datatools.formats.submission_dir import SubmissionStyle
 
 from .config import LossName, Mode, Optimizer, Scheduler, TrainConfig
+from .predict import ProbsDtype
+from .tta import TTA
 
-app = typer.Typer(no_args_is_help=True, help="Train, evaluate, predict and soup segmentation_models_pytorch models "
-                  "on datatools datasets.")
+app = typer.Typer(cls=CommandGroup, no_args_is_help=True, help="Train, evaluate, predict and soup "
+                  "segmentation_models_pytorch models on datatools datasets.")
 
 _D = TrainConfig()  # the one place defaults come from
 
@@ -39,18 +48,67 @@ FoldOpt = Annotated[int, typer.Option("--fold", help="Validation fold of --folds
 ValAnnOpt = Annotated[Path | None, typer.Option("--val-ann", help="Validation COCO json.", show_default=False)]
 ValImagesOpt = Annotated[Path | None, typer.Option("--val-images", help="Validation image root.", show_default=False)]
 ValDataOpt = Annotated[Path | None, typer.Option("--val-data", help="Validation dataset folder.", show_default=False)]
-CkptsOpt = Annotated[list[Path], typer.Option("--ckpt", help="Checkpoint (repeat for an ensemble).")]
-TtaOpt = Annotated[str | None, typer.Option("--tta", help="Test-time views: hflip,vflip,rot90,scale:0.75,1,1.25.",
-                                            show_default=False)]
+
+
+def _tta(value: str | None) -> str | None:
+    try:
+        TTA.parse(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def _thresholds(value: str | None) -> str | None:
+    """The form of --thresholds; its count is checked against the model's classes when the checkpoint is read."""
+    if value is None or value == "auto" or value.endswith(".json") or Path(value).is_file():
+        return value
+    try:
+        numbers = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"expected auto, a number, one number per class or a thresholds.json, got {value!r}")\
+            from None
+    if not all(0 < v < 1 for v in numbers):
+        raise typer.BadParameter(f"every threshold must lie in (0, 1), got {value!r}")
+    return value
+
+
+WEIGHT_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+
+def _weights(value: str) -> str:
+    """imagenet, none (or another smp weights name), or a file: a value that looks like a path must exist."""
+    looks_like_path = "/" in value or "\\" in value or value.lower().endswith(WEIGHT_FILE_SUFFIXES)
+    if looks_like_path and not Path(value).is_file():
+        raise typer.BadParameter(f"{value}: weights file not found (or give imagenet or none)")
+    return value
+
+
+def _square_side(size: str) -> int:
+    h, w = parse_size_hw(size)
+    if h != w:
+        raise typer.BadParameter(f"the trainer works on squares: give one side, got {size!r}", param_hint="--size")
+    return h
+
+
+def _ckpts(first: list[Path], more: list[Path] | None) -> list[Path]:
+    """``--ckpt A --ckpt B`` and ``--ckpt runs/*/best.pt`` (the shell's list after one --ckpt) alike."""
+    return [*first, *(more or [])]
+
+
+CkptsOpt = Annotated[list[Path], typer.Option("--ckpt", help="Checkpoint; repeat --ckpt, or list several after one "
+                                              "(--ckpt runs/*/best.pt), for an ensemble.")]
+MoreCkptsArg = Annotated[list[Path] | None, typer.Argument(help="More checkpoints (what a shell pattern after "
+                                                           "--ckpt expands to).", show_default=False)]
+TtaOpt = Annotated[str | None, typer.Option("--tta", callback=_tta, help="Test-time views: "
+                                            "hflip,vflip,rot90,scale:0.75,1,1.25.", show_default=False)]
 BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Images per batch.")]
-LoaderOpt = Annotated[int | None, typer.Option("--workers", min=0, help="DataLoader worker processes [default: half "
-                                               "the cores, at most 8].", show_default=False)]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")]
+LoaderOpt = Annotated[int | None, typer.Option("--workers", min=0, help="DataLoader worker processes.",
+                                               show_default="half the cores, at most 8")]
 VoteOpt = Annotated[bool, typer.Option("--vote", help="Pixel majority vote of the checkpoints instead of the mean "
                                        "of their probabilities.")]
-ThresholdsOpt = Annotated[str | None, typer.Option("--thresholds", help="Multilabel: 0.5, one value per class, a "
-                                                   "thresholds.json from evaluate, or auto (searched on the "
-                                                   "validation set).", show_default=False)]
+ThresholdsOpt = Annotated[str | None, typer.Option("--thresholds", callback=_thresholds, help="Multilabel: 0.5, one "
+                                                   "value per class, a thresholds.json from evaluate, or auto "
+                                                   "(searched on the validation set).", show_default=False)]
 
 
 def _dataset(ann: Path | None, images: Path | None, data: Path | None, skip_invalid: bool = False,
@@ -99,9 +157,11 @@ def fit_cmd(
                                       "Segformer, UPerNet, ...")] = _D.arch,
     encoder: Annotated[str, typer.Option("--encoder", help="smp encoder: resnet18, resnet34, efficientnet-b0, "
                                          "tu-convnext_tiny, ...")] = _D.encoder,
-    weights: Annotated[str, typer.Option("--weights", help="imagenet, none, or a weights file (encoder or whole "
-                                         "model state dict).")] = _D.weights,
-    size: Annotated[int, typer.Option("--size", help="Training side in pixels (multiple of 32).")] = _D.size,
+    weights: Annotated[str, typer.Option("--weights", callback=_weights, help="imagenet, none, or a weights file "
+                                         "(encoder or whole model state dict).")] = _D.weights,
+    size: Annotated[str, typer.Option("--size", callback=size_callback, metavar="N",
+                                      help="Training side in pixels (a multiple of 32; images are resized to "
+                                      "N x N).")] = str(_D.size),
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = _D.epochs,
     batch: BatchOpt = _D.batch,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = _D.lr,
@@ -112,9 +172,9 @@ def fit_cmd(
     loss: Annotated[LossName, typer.Option("--loss")] = _D.loss,
     mode: Annotated[Mode, typer.Option("--mode", help="auto picks multilabel when classes overlap heavily.")]
     = _D.mode,
-    overlap: Annotated[str, typer.Option("--overlap", help="Overlap policy of the semantic masks.")] = _D.overlap,
-    aug: Annotated[Path | None, typer.Option("--aug", help="Albumentations pipeline YAML [default: flips, affine, "
-                                             "brightness/contrast].", show_default=False)] = None,
+    overlap: OverlapOpt = _D.overlap,
+    aug: Annotated[Path | None, typer.Option("--aug", help="Albumentations pipeline YAML.",
+                                             show_default="flips, affine, brightness/contrast")] = None,
     amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only).")] = _D.amp,
     accum: Annotated[int, typer.Option("--accum", min=1, help="Batches per optimiser step.")] = _D.accum,
     workers: LoaderOpt = _D.workers,
@@ -137,7 +197,8 @@ def fit_cmd(
     from .engine import fit
 
     try:
-        config = TrainConfig(arch=arch, encoder=encoder, weights=weights, size=size, epochs=epochs, batch=batch,
+        config = TrainConfig(arch=arch, encoder=encoder, weights=weights, size=_square_side(size), epochs=epochs,
+                             batch=batch,
                              lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
                              warmup=warmup, loss=loss, mode=mode, overlap=overlap,
                              aug=str(aug) if aug else None, amp=amp, accum=accum, workers=workers, seed=seed,
@@ -161,6 +222,7 @@ def fit_cmd(
 def evaluate_cmd(
     ckpt: CkptsOpt,
     out: OutOpt,
+    more: MoreCkptsArg = None,
     ann: AnnOpt = None,
     images: ImagesOpt = None,
     data: DataOpt = None,
@@ -173,6 +235,7 @@ def evaluate_cmd(
     batch: BatchOpt = _D.batch,
     workers: LoaderOpt = None,
     device: DeviceOpt = _D.device,
+    skip_invalid: SkipInvalidOpt = False,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
@@ -185,7 +248,8 @@ def evaluate_cmd(
     from .evaluate import evaluate
     from .thresholds import parse_thresholds
 
-    ds = _dataset(ann, images, data, progress=progress)
+    ckpt = _ckpts(ckpt, more)
+    ds = _dataset(ann, images, data, skip_invalid, progress)
     _, val = _split(ds, folds, fold)
     chosen = None
     if thresholds is not None:
@@ -205,6 +269,7 @@ def evaluate_cmd(
 def predict_cmd(
     ckpt: CkptsOpt,
     out: OutOpt,
+    more: MoreCkptsArg = None,
     ann: AnnOpt = None,
     images: Annotated[Path | None, typer.Option("--images", help="Image folder (alone: every image in it), or the "
                                                 "root of --ann.", show_default=False)] = None,
@@ -213,11 +278,11 @@ def predict_cmd(
     vote: VoteOpt = False,
     save_probs: Annotated[bool, typer.Option("--save-probs", help="Keep compact probabilities for later "
                                              "ensembling.")] = False,
-    probs_dtype: Annotated[str, typer.Option("--probs-dtype", help="uint8 or float16.")] = "uint8",
-    submission: Annotated[str | None, typer.Option("--submission", help="Also write submission.csv: trash "
-                                                   "(class ids) or xray (rle).", show_default=False)] = None,
-    submission_size: Annotated[int, typer.Option("--submission-size", min=1, help="trash: side of the class-id "
-                                                 "masks.")] = 256,
+    probs_dtype: Annotated[ProbsDtype, typer.Option("--probs-dtype", help="Type of the saved probabilities.")]
+    = ProbsDtype.UINT8,
+    submission: SubmissionOpt = None,
+    submission_size: Annotated[int, typer.Option("--submission-size", min=1, help="class-ids: side of the square "
+                                                 "the masks are resized to.")] = 256,
     thresholds: ThresholdsOpt = None,
     val_ann: ValAnnOpt = None,
     val_images: ValImagesOpt = None,
@@ -225,6 +290,7 @@ def predict_cmd(
     batch: BatchOpt = _D.batch,
     workers: LoaderOpt = None,
     device: DeviceOpt = _D.device,
+    skip_invalid: SkipInvalidOpt = False,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
@@ -233,26 +299,22 @@ def predict_cmd(
     Example:
 
         datatools train predict --ckpt runs/a/best.pt --ckpt runs/b/best.pt --images test/ --tta hflip,vflip \\
-            --submission trash --out pred/
+            --submission class-ids --out pred/
     """
     from .ensemble import items_from_dataset, items_from_folder
-    from .predict import ProbsDtype, Submission, predict
+    from .predict import predict
 
+    ckpt = _ckpts(ckpt, more)
     if ann is None and data is None:
         if images is None:
             raise fail("give --images DIR, --ann F --images DIR, or --data DIR")
         items = items_from_folder(images)
     else:
-        items = items_from_dataset(_dataset(ann, images, data, progress=progress))
-    try:
-        kind = Submission(submission) if submission else None
-        dtype = ProbsDtype(probs_dtype)
-    except ValueError as exc:
-        raise fail(f"{exc}; --submission is trash or xray, --probs-dtype uint8 or float16") from None
+        items = items_from_dataset(_dataset(ann, images, data, skip_invalid, progress))
     val = _validation(val_ann, val_images, val_data, progress)
-    result = predict(ckpt, items, out, tta=tta, vote=vote, save_probs=save_probs, probs_dtype=dtype,
-                     submission=kind, submission_size=submission_size, thresholds=thresholds, val=val, batch=batch,
-                     workers=workers, device=device, overwrite=overwrite, progress=progress)
+    result = predict(ckpt, items, out, tta=tta, vote=vote, save_probs=save_probs, probs_dtype=probs_dtype,
+                     submission=SubmissionStyle.parse(submission) if submission else None,
+                     submission_size=submission_size, thresholds=thresholds, val=val, batch=batch, workers=workers, device=device, overwrite=overwrite, progress=progress)
     typer.echo(f"wrote {result.images} masks to {out / 'ann_dir'}"
                + (f", submission {result.submission}" if result.submission else "")
                + (f"; thresholds {', '.join(f'{t:.2f}' for t in result.thresholds)}" if result.thresholds else ""))
@@ -263,6 +325,7 @@ def predict_cmd(
 def soup_cmd(
     ckpt: CkptsOpt,
     out: OutOpt,
+    more: MoreCkptsArg = None,
     ann: AnnOpt = None,
     images: ImagesOpt = None,
     data: DataOpt = None,
@@ -272,7 +335,9 @@ def soup_cmd(
     batch: BatchOpt = _D.batch,
     workers: LoaderOpt = None,
     device: DeviceOpt = _D.device,
+    skip_invalid: SkipInvalidOpt = False,
     overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = True,
 ) -> None:
     """Uniform (and greedy) model soups of checkpoints, scored on the validation fold.
 
@@ -283,7 +348,8 @@ def soup_cmd(
     """
     from .soup import soup
 
-    ds = _dataset(ann, images, data)
+    ckpt = _ckpts(ckpt, more)
+    ds = _dataset(ann, images, data, skip_invalid, progress)
     _, val = _split(ds, folds, fold)
     result = soup(ckpt, val or ds, out, greedy=greedy, batch=batch, workers=workers, device=device,
                   overwrite=overwrite, log=typer.echo)

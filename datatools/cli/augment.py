@@ -23,6 +23,7 @@ from datatools.cli._common import (
     AnnOpt,
     DataOpt,
     ImagesOpt,
+    OptionalSizeOpt,
     OutOpt,
     OverwriteOpt,
     ProgressOpt,
@@ -31,6 +32,7 @@ from datatools.cli._common import (
     WorkersOpt,
     handle_errors,
     open_dataset,
+    parse_size_hw,
 )
 from datatools.core.errors import DatatoolsError
 
@@ -44,14 +46,12 @@ FoldOpt = Annotated[int | None, typer.Option("--fold", help="Fold whose validati
                                              "output.", show_default=False)]
 MergeOpt = Annotated[bool, typer.Option("--merge", help="Write the source images and the new ones as one "
                                         "dataset.")]
-CountOpt = Annotated[int | None, typer.Option("-n", "--count", min=1, help="Images to make [default: one per "
-                                              "source image (per direction/angle/copy)].", show_default=False)]
-FormatOpt = Annotated[ImageFormat | None, typer.Option("--format", help="Output image format [default: the "
-                                                       "first source image's].", show_default=False)]
+CountOpt = Annotated[int | None, typer.Option("-n", "--count", min=1, help="Images to make.",
+                                              show_default="one per source image (per direction/angle/copy)")]
+FormatOpt = Annotated[ImageFormat | None, typer.Option("--format", help="Output image format.",
+                                                       show_default="the first source image's")]
 QualityOpt = Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG quality.")]
 SegOpt = Annotated[Segmentation, typer.Option("--segmentation", help="rle (exact) or polygon (no holes).")]
-SizeOpt = Annotated[str | None, typer.Option("--size", help="Output size: N or H,W [default: the first source "
-                                             "image's].", show_default=False)]
 PreferOpt = Annotated[str | None, typer.Option("--prefer", help="Favour images holding these classes "
                                                "(NAME,NAME) or the rare ones (auto).", show_default=False)]
 
@@ -104,21 +104,6 @@ def _floats(value: str | None, what: str, n: int | None = 2) -> tuple[float, ...
     return out
 
 
-def _size(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    parts = value.replace("x", ",").split(",")
-    try:
-        hw = tuple(int(p) for p in parts)
-    except ValueError:
-        raise typer.BadParameter(f"--size must be N or H,W, got {value!r}") from None
-    if len(hw) == 1:
-        return hw[0], hw[0]
-    if len(hw) != 2:
-        raise typer.BadParameter(f"--size must be N or H,W, got {value!r}")
-    return hw  # type: ignore[return-value]
-
-
 def _config(cls: type[Any], **kwargs: Any) -> Any:
     try:
         return cls(**{k: v for k, v in kwargs.items() if v is not None})
@@ -160,7 +145,7 @@ def _common(count: int | None, seed: int, workers: int | None, folds: Path | Non
 def mosaic(
     out: OutOpt, ann: AnnOpt = None, images: ImagesOpt = None, data: DataOpt = None,
     grid: Annotated[str, typer.Option("--grid", help="Tiles per column x per row: 2x2 or 3x3.")] = _D.grid,
-    size: SizeOpt = None,
+    size: OptionalSizeOpt = None,
     center_range: Annotated[str, typer.Option("--center-range", help="Range of the grid centre, fraction of the "
                                               "output size.")] = _D.center_range,
     min_area: Annotated[int, typer.Option("--min-area", help="Objects under this many pixels after the cut "
@@ -181,7 +166,7 @@ def mosaic(
         gy, gx = (int(v) for v in grid.lower().split("x"))
     except ValueError:
         raise typer.BadParameter(f"--grid must be like 2x2 or 3x3, got {grid!r}") from None
-    config = _config(MosaicConfig, grid_hw=(gy, gx), size_hw=_size(size),
+    config = _config(MosaicConfig, grid_hw=(gy, gx), size_hw=parse_size_hw(size) if size else None,
                      center_range=_floats(center_range, "--center-range"), min_area=min_area, prefer=prefer)
     _run("mosaic", config, ann, images, data, out, _common(count, seed, workers, folds, fold, merge, fmt, quality,
                                                           segmentation, overwrite, progress, skip_invalid))
@@ -192,7 +177,7 @@ def mosaic(
 def ricap(
     out: OutOpt, ann: AnnOpt = None, images: ImagesOpt = None, data: DataOpt = None,
     beta: Annotated[float, typer.Option("--beta", help="Beta(b, b) of the split point.")] = _D.beta,
-    size: SizeOpt = None,
+    size: OptionalSizeOpt = None,
     min_area: Annotated[int, typer.Option("--min-area", help="Objects under this many pixels after the cut "
                                           "are dropped.")] = _D.ricap_min_area,
     prefer: PreferOpt = None,
@@ -207,7 +192,8 @@ def ricap(
 
         datatools augment ricap --ann train.json --images data/ --out ricap/ -n 800 --folds folds.parquet --fold 0
     """
-    config = _config(RicapConfig, beta=beta, size_hw=_size(size), min_area=min_area, prefer=prefer)
+    config = _config(RicapConfig, beta=beta, size_hw=parse_size_hw(size) if size else None, min_area=min_area,
+                     prefer=prefer)
     _run("ricap", config, ann, images, data, out, _common(count, seed, workers, folds, fold, merge, fmt, quality,
                                                          segmentation, overwrite, progress, skip_invalid))
 
@@ -242,9 +228,9 @@ def copy_paste(
                                                        show_default=False)] = None,
     target_images: Annotated[int | None, typer.Option("--target-images", help="Paste until each chosen class is "
                                                       "in this many images.", show_default=False)] = None,
-    count: Annotated[int | None, typer.Option("-n", "--count", min=1, help="Images to make [default: one per "
-                                              "source image; with a target, at most 20 per source image].",
-                                              show_default=False)] = None,
+    count: Annotated[int | None, typer.Option("-n", "--count", min=1, help="Images to make.",
+                                              show_default="one per source image; with a target, at most 20 per "
+                                              "source image")] = None,
     seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
     fold: FoldOpt = None, merge: MergeOpt = False, fmt: FormatOpt = None, quality: QualityOpt = 95,
     segmentation: SegOpt = Segmentation.RLE, overwrite: OverwriteOpt = False, progress: ProgressOpt = True,

@@ -12,20 +12,13 @@ from datatools.cli._common import (
     DataOpt,
     ImagesOpt,
     OutOpt,
+    OverlapOpt,
     OverwriteOpt,
     ProgressOpt,
     SkipInvalidOpt,
     WorkersOpt,
     handle_errors,
 )
-from datatools.core.masks import OverlapPolicy
-
-
-def _overlap(value: str) -> str:
-    try:
-        return str(OverlapPolicy.parse(value))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
 
 
 @handle_errors
@@ -40,15 +33,14 @@ def eda(
                                               "subject.", show_default=False)] = None,
     meta_key: Annotated[str | None, typer.Option("--meta-key", help="Column of --meta naming the image (id, file "
                                                  "name, stem or folder).", show_default=False)] = None,
-    overlap: Annotated[str, typer.Option("--overlap", callback=_overlap, help="Overlap policy for pixel counts: "
-                                         "smaller-on-top | order | class-priority:NAME,NAME | max-id | "
-                                         "conflict-ignore.")] = "smaller-on-top",
+    overlap: OverlapOpt = "smaller-on-top",
     no_images: Annotated[bool, typer.Option("--no-images", help="Annotation-only report: do not read the images "
-                                            "(no pixel statistics, no gallery).")] = False,
+                                            "(no pixel statistics, no gallery); --images is then optional.")]
+    = False,
     rare_threshold: Annotated[float | None, typer.Option("--rare-threshold", min=0.0, max=1.0, help="Share of "
-                                                         "instances or labelled pixels under which a class is rare "
-                                                         "(default: 1/(4K) for K classes with instances).",
-                                                         show_default=False)] = None,
+                                                         "instances or labelled pixels under which a class is "
+                                                         "rare.", show_default="1/(4K) for K classes with "
+                                                         "instances")] = None,
     gallery: Annotated[int, typer.Option("--gallery", min=0, help="Gallery images per class.")] = 4,
     skip_invalid: SkipInvalidOpt = False,
     workers: WorkersOpt = None,
