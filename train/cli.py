@@ -314,7 +314,8 @@ def predict_cmd(
     val = _validation(val_ann, val_images, val_data, progress)
     result = predict(ckpt, items, out, tta=tta, vote=vote, save_probs=save_probs, probs_dtype=probs_dtype,
                      submission=SubmissionStyle.parse(submission) if submission else None,
-                     submission_size=submission_size, thresholds=thresholds, val=val, batch=batch, workers=workers, device=device, overwrite=overwrite, progress=progress)
+                     submission_size=submission_size, thresholds=thresholds, val=val, batch=batch, workers=workers,
+                     device=device, overwrite=overwrite, progress=progress)
     typer.echo(f"wrote {result.images} masks to {out / 'ann_dir'}"
                + (f", submission {result.submission}" if result.submission else "")
                + (f"; thresholds {', '.join(f'{t:.2f}' for t in result.thresholds)}" if result.thresholds else ""))
