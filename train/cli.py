@@ -97,8 +97,8 @@ def _ckpts(first: list[Path], more: list[Path] | None) -> list[Path]:
 
 CkptsOpt = Annotated[list[Path], typer.Option("--ckpt", help="Checkpoint; repeat --ckpt, or list several after one "
                                               "(--ckpt runs/*/best.pt), for an ensemble.")]
-MoreCkptsArg = Annotated[list[Path] | None, typer.Argument(help="More checkpoints (what a shell pattern after "
-                                                           "--ckpt expands to).", show_default=False)]
+MoreCkptsArg = Annotated[list[Path] | None, typer.Argument(metavar="CKPT...", help="More checkpoints (what a shell "
+                                                           "pattern after --ckpt expands to).", show_default=False)]
 TtaOpt = Annotated[str | None, typer.Option("--tta", callback=_tta, help="Test-time views: "
                                             "hflip,vflip,rot90,scale:0.75,1,1.25.", show_default=False)]
 BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Images per batch.")]
@@ -191,8 +191,9 @@ def fit_cmd(
 
     Example:
 
-        datatools train fit --data ds/ --folds folds.parquet --fold 0 --arch Unet --encoder resnet34 \\
-            --size 512 --epochs 30 --out runs/r34_f0
+        datatools train fit --data ds/ --folds folds.parquet --fold 0 \\
+            --arch Unet --encoder resnet34 --size 512 --epochs 30 \\
+            --out runs/r34_f0
     """
     from .engine import fit
 
@@ -243,7 +244,8 @@ def evaluate_cmd(
 
     Example:
 
-        datatools train evaluate --ckpt runs/r34_f0/best.pt --data ds/ --folds folds.parquet --fold 0 --out eval_f0/
+        datatools train evaluate --ckpt runs/r34_f0/best.pt --data ds/ \\
+            --folds folds.parquet --fold 0 --out eval_f0/
     """
     from .evaluate import evaluate
     from .thresholds import parse_thresholds
@@ -298,8 +300,8 @@ def predict_cmd(
 
     Example:
 
-        datatools train predict --ckpt runs/a/best.pt --ckpt runs/b/best.pt --images test/ --tta hflip,vflip \\
-            --submission class-ids --out pred/
+        datatools train predict --ckpt runs/a/best.pt --ckpt runs/b/best.pt \\
+            --images test/ --tta hflip,vflip --submission class-ids --out pred/
     """
     from .ensemble import items_from_dataset, items_from_folder
     from .predict import predict
@@ -344,8 +346,8 @@ def soup_cmd(
 
     Example:
 
-        datatools train soup --ckpt runs/a/best.pt --ckpt runs/b/best.pt --data ds/ --folds folds.parquet \\
-            --fold 0 --greedy --out soup/
+        datatools train soup --ckpt runs/*/best.pt --data ds/ \\
+            --folds folds.parquet --fold 0 --greedy --out soup/
     """
     from .soup import soup
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -197,8 +198,30 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
+def reflow_help(doc: str | None) -> str | None:
+    """A command's docstring as its help: each prose paragraph on one line, examples kept line by line.
+
+    Typer's Rich help keeps the line breaks of every paragraph but the first, so a paragraph broken for the
+    source file reads ragged in a narrow terminal; joined, the terminal wraps it at its own width. Example
+    paragraphs (lines starting with ``datatools``, and their indented continuations) keep their breaks: they are
+    written to fit 80 columns, so a terminal never wraps one mid-command.
+    """
+    if doc is None:
+        return None
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    out = []
+    for paragraph in paragraphs:
+        lines = paragraph.splitlines()
+        code = any(ln.lstrip().startswith("datatools ") or ln.startswith(" ") for ln in lines)
+        out.append(paragraph if code or paragraph.startswith("\b") else " ".join(ln.strip() for ln in lines))
+    return "\n\n".join(out)
+
+
 def handle_errors(fn: F) -> F:
-    """Turn DatatoolsError into one line on stderr and exit code 2; never a traceback."""
+    """Turn DatatoolsError into one line on stderr and exit code 2; never a traceback.
+
+    Every command goes through it, so it also gives each command its help (:func:`reflow_help`).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -209,6 +232,7 @@ def handle_errors(fn: F) -> F:
         except KeyboardInterrupt:
             raise fail("interrupted; nothing was written", 130) from None
 
+    wrapper.__doc__ = reflow_help(fn.__doc__)
     return wrapper  # type: ignore[return-value]
 
 

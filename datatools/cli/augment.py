@@ -160,7 +160,8 @@ def mosaic(
 
     Example:
 
-        datatools augment mosaic --data train/ --out aug/ --grid 2x2 --size 640 -n 500 --prefer auto --seed 0
+        datatools augment mosaic --data train/ --out aug/ --grid 2x2 --size 640 \\
+            -n 500 --prefer auto --seed 0
     """
     try:
         gy, gx = (int(v) for v in grid.lower().split("x"))
@@ -190,7 +191,8 @@ def ricap(
 
     Example:
 
-        datatools augment ricap --ann train.json --images data/ --out ricap/ -n 800 --folds folds.parquet --fold 0
+        datatools augment ricap --ann train.json --images data/ --out ricap/ \\
+            -n 800 --folds folds.parquet --fold 0
     """
     config = _config(RicapConfig, beta=beta, size_hw=parse_size_hw(size) if size else None, min_area=min_area,
                      prefer=prefer)
@@ -240,7 +242,8 @@ def copy_paste(
 
     Example:
 
-        datatools augment copy-paste --data train/ --out cp/ --rare auto --target-share 0.5 --merge --seed 0
+        datatools augment copy-paste --data train/ --out cp/ --rare auto \\
+            --target-share 0.5 --merge --seed 0
     """
     if classes and rare:
         raise DatatoolsError("give --classes or --rare auto, not both")
@@ -273,7 +276,8 @@ def flip(
 
     Example:
 
-        datatools augment flip --data xray/ --out flipped/ --directions h,v --merge --workers 2
+        datatools augment flip --data xray/ --out flipped/ --directions h,v \\
+            --merge --workers 2
     """
     try:
         dirs = tuple(FlipDirection(d.strip()) for d in directions.split(",") if d.strip())
@@ -308,7 +312,8 @@ def rotate(
 
     Example:
 
-        datatools augment rotate --data train/ --out rot/ --angles -15,15 --fill 0 --merge
+        datatools augment rotate --data train/ --out rot/ --angles -15,15 \\
+            --fill 0 --merge
     """
     config = _config(RotateConfig, angles=_floats(angles, "--angles", None), expand=expand, fill=fill,
                      angle_range=_floats(angle_range, "--angle-range"), min_area=min_area)
@@ -336,7 +341,8 @@ def albu(
 
     Example:
 
-        datatools augment albu --data train/ --out albu/ --pipeline pipeline.yaml --copies 3 --seed 0
+        datatools augment albu --data train/ --out albu/ \\
+            --pipeline pipeline.yaml --copies 3 --seed 0
     """
     from datatools.augment.albu import load_pipeline
 

@@ -57,7 +57,8 @@ def masks(
 
     Example:
 
-        datatools convert masks --ann train.json --images data/ --out masks/ --overlap class-priority:Battery
+        datatools convert masks --ann train.json --images data/ --out masks/ \\
+            --overlap class-priority:syringe
     """
     ds = open_dataset(ann, images, data, skip_invalid=skip_invalid, workers=workers, progress=progress)
     result = coco_to_mask_dir(ds, out, overlap=overlap, multilabel=multilabel, crowd=crowd,
@@ -85,7 +86,8 @@ def coco(
 
     Example:
 
-        datatools convert coco --ann export/_annotations.coco.json --images export/ --out data/ --reindex
+        datatools convert coco --ann export/_annotations.coco.json \\
+            --images export/ --out data/ --reindex
     """
     ds = open_dataset(ann, images, data, skip_invalid=skip_invalid, workers=workers, progress=progress)
     if reindex:
@@ -138,7 +140,8 @@ def polygon_json(
 
     Example:
 
-        datatools convert polygon-json --labels train/outputs_json --images train/DCM --out xray/
+        datatools convert polygon-json --labels train/outputs_json \\
+            --images train/DCM --out xray/
     """
     from datatools.formats.polygon_json import polygon_json_to_coco
 
@@ -166,7 +169,8 @@ def submission(
 
     Example:
 
-        datatools convert submission --masks pred/ --style class-ids --size 256 --out submission.csv
+        datatools convert submission --masks pred/ --style class-ids \\
+            --size 256 --out submission.csv
     """
     if out.exists() and not overwrite:
         raise DatatoolsError(f"{out}: exists (pass --overwrite to replace it)")
@@ -197,8 +201,8 @@ def from_submission(
 
     Example:
 
-        datatools convert from-submission --csv output.csv --style rle --shape 2048,2048 --classes classes.json \\
-            --out pred_masks/
+        datatools convert from-submission --csv output.csv --style rle \\
+            --shape 2048,2048 --classes classes.json --out pred_masks/
     """
     n = submission_to_mask_dir(csv, out, SubmissionStyle.parse(style), ClassMap.load(classes), size=size,
                                shape_hw=parse_size_hw(shape) if shape else None,

@@ -51,7 +51,8 @@ def eda(
 
     Example:
 
-        datatools eda --ann train.json --images data/ --out eda/ --folds folds.parquet --meta meta.xlsx --meta-key ID
+        datatools eda --ann train.json --images data/ --out eda/ \\
+            --folds folds.parquet --meta meta.xlsx --meta-key ID
     """
     from datatools.eda.api import run_eda
 

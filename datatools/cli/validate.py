@@ -36,7 +36,8 @@ def validate(
 
     Example:
 
-        datatools validate --ann data/train.json --images data/ --json > issues.json
+        datatools validate --ann data/train.json --images data/ --json \\
+            > issues.json
     """
     try:
         result = validate_dataset(ann, images, data, decode=decode, workers=workers, progress=progress and not as_json)
