@@ -31,7 +31,7 @@ demo: $(STAMP)
 	$(DT) train fit --data $(DEMO_OUT)/copy_paste --val-ann $(VALID_ANN) --val-images $(EXAMPLE)/valid \
 		--arch Unet --encoder resnet18 --weights none --size 128 --epochs 2 --batch 8 --out $(DEMO_OUT)/run --overwrite
 	$(DT) train predict --ckpt $(DEMO_OUT)/run/best.pt --images $(EXAMPLE)/valid --tta hflip \
-		--submission trash --out $(DEMO_OUT)/pred --overwrite
+		--submission class-ids --out $(DEMO_OUT)/pred --overwrite
 	@echo "demo outputs in $(DEMO_OUT)/: eda/report.html, folds/, copy_paste/ (augmented training set),"
 	@echo "  masks/valid/ (mask folder), run/ (checkpoints, history.csv), pred/ (masks + submission.csv)"
 
