@@ -54,7 +54,7 @@ def test_skip_invalid_on_evaluate_predict_soup(trained: tuple[Path, Path], tmp_p
     args = _commands(ckpt, broken, out)[command]
     refused = runner.invoke(app, args)
     assert refused.exit_code == 2, refused.output
-    assert len(refused.stderr.splitlines()) == 1 and "unknown" in refused.stderr and not out.exists()
+    assert len(refused.stderr.splitlines()) == 1 and "matches no category" in refused.stderr and not out.exists()
     kept = runner.invoke(app, [*args, "--skip-invalid"])
     assert kept.exit_code == 0, kept.output
     assert "--skip-invalid dropped 1 record(s)" in kept.stderr
