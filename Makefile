@@ -35,7 +35,7 @@ demo: $(STAMP)
 	$(DT) train fit --data $(DEMO_OUT)/copy_paste --val-ann $(VALID_ANN) --val-images $(EXAMPLE)/valid \
 		--arch Unet --encoder resnet18 --weights none --size 128 --epochs 2 --batch 8 --out $(DEMO_OUT)/run --overwrite
 	$(DT) train predict --ckpt $(DEMO_OUT)/run/best.pt --images $(EXAMPLE)/valid --tta hflip \
-		--submission trash --out $(DEMO_OUT)/pred --overwrite
+		--submission class-ids --out $(DEMO_OUT)/pred --overwrite
 	$(DT) pseudo-label --ckpt $(DEMO_OUT)/run/best.pt --tta hflip --images $(EXAMPLE)/valid --threshold 0.7 \
 		--min-area 16 --out $(DEMO_OUT)/pseudo --overwrite
 	$(DT) validate --data $(DEMO_OUT)/pseudo

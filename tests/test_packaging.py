@@ -48,3 +48,25 @@ def test_datatools_help_from_a_folder_with_train_py(tmp_path: Path) -> None:
                          timeout=120, env=_env())
     assert out.returncode == 0, out.stderr
     assert "train" in out.stdout
+
+
+def _imported_modules(root: Path) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_iterative_stratification_is_a_test_dependency_only() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = " ".join(project["dependencies"]) + " ".join(project["optional-dependencies"]["train"])
+    assert "iterative-stratification" not in runtime
+    assert any(d.startswith("iterative-stratification") for d in project["optional-dependencies"]["dev"])
+    for package in ("datatools", "train"):
+        assert "iterstrat" not in _imported_modules(ROOT / package), f"{package}/ imports iterstrat"

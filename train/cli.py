@@ -13,28 +13,37 @@ import typer
 
 from datatools.cli._common import (
     AnnOpt,
+    CommandGroup,
     DataOpt,
+    DeviceOpt,
     ImagesOpt,
     MaskFormatOpt,
     OutOpt,
+    OverlapOpt,
     OverwriteOpt,
     PartialFoldsOpt,
     ProgressOpt,
     SeedOpt,
     SkipInvalidOpt,
+    SubmissionOpt,
     fail,
     handle_errors,
     open_dataset,
+    parse_size_hw,
+    size_callback,
     with_option_names,
 )
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError
 from datatools.core.imageio import MaskFormat
+from datatools.formats.submission_dir import SubmissionStyle
 
 from .config import LossName, Mode, Optimizer, Scheduler, TrainConfig
+from .predict import ProbsDtype
+from .tta import TTA
 
-app = typer.Typer(no_args_is_help=True, help="Train, evaluate, predict and soup segmentation_models_pytorch models "
-                  "on datatools datasets.")
+app = typer.Typer(cls=CommandGroup, no_args_is_help=True, help="Train, evaluate, predict and soup "
+                  "segmentation_models_pytorch models on datatools datasets.")
 
 _D = TrainConfig()  # the one place defaults come from
 
@@ -43,18 +52,67 @@ FoldOpt = Annotated[int, typer.Option("--fold", help="Validation fold of --folds
 ValAnnOpt = Annotated[Path | None, typer.Option("--val-ann", help="Validation COCO json.", show_default=False)]
 ValImagesOpt = Annotated[Path | None, typer.Option("--val-images", help="Validation image root.", show_default=False)]
 ValDataOpt = Annotated[Path | None, typer.Option("--val-data", help="Validation dataset folder.", show_default=False)]
-CkptsOpt = Annotated[list[Path], typer.Option("--ckpt", help="Checkpoint (repeat for an ensemble).")]
-TtaOpt = Annotated[str | None, typer.Option("--tta", help="Test-time views: hflip,vflip,rot90,scale:0.75,1,1.25.",
-                                            show_default=False)]
+
+
+def _tta(value: str | None) -> str | None:
+    try:
+        TTA.parse(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def _thresholds(value: str | None) -> str | None:
+    """The form of --thresholds; its count is checked against the model's classes when the checkpoint is read."""
+    if value is None or value == "auto" or value.endswith(".json") or Path(value).is_file():
+        return value
+    try:
+        numbers = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"expected auto, a number, one number per class or a thresholds.json, got {value!r}")\
+            from None
+    if not all(0 < v < 1 for v in numbers):
+        raise typer.BadParameter(f"every threshold must lie in (0, 1), got {value!r}")
+    return value
+
+
+WEIGHT_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+
+def _weights(value: str) -> str:
+    """imagenet, none (or another smp weights name), or a file: a value that looks like a path must exist."""
+    looks_like_path = "/" in value or "\\" in value or value.lower().endswith(WEIGHT_FILE_SUFFIXES)
+    if looks_like_path and not Path(value).is_file():
+        raise typer.BadParameter(f"{value}: weights file not found (or give imagenet or none)")
+    return value
+
+
+def _square_side(size: str) -> int:
+    h, w = parse_size_hw(size)
+    if h != w:
+        raise typer.BadParameter(f"the trainer works on squares: give one side, got {size!r}", param_hint="--size")
+    return h
+
+
+def _ckpts(first: list[Path], more: list[Path] | None) -> list[Path]:
+    """``--ckpt A --ckpt B`` and ``--ckpt runs/*/best.pt`` (the shell's list after one --ckpt) alike."""
+    return [*first, *(more or [])]
+
+
+CkptsOpt = Annotated[list[Path], typer.Option("--ckpt", help="Checkpoint; repeat --ckpt, or list several after one "
+                                              "(--ckpt runs/*/best.pt), for an ensemble.")]
+MoreCkptsArg = Annotated[list[Path] | None, typer.Argument(metavar="CKPT...", help="More checkpoints (what a shell "
+                                                           "pattern after --ckpt expands to).", show_default=False)]
+TtaOpt = Annotated[str | None, typer.Option("--tta", callback=_tta, help="Test-time views: "
+                                            "hflip,vflip,rot90,scale:0.75,1,1.25.", show_default=False)]
 BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Images per batch.")]
-LoaderOpt = Annotated[int | None, typer.Option("--workers", min=0, help="DataLoader worker processes [default: half "
-                                               "the cores, at most 8].", show_default=False)]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")]
+LoaderOpt = Annotated[int | None, typer.Option("--workers", min=0, help="DataLoader worker processes.",
+                                               show_default="half the cores, at most 8")]
 VoteOpt = Annotated[bool, typer.Option("--vote", help="Pixel majority vote of the checkpoints instead of the mean "
                                        "of their probabilities.")]
-ThresholdsOpt = Annotated[str | None, typer.Option("--thresholds", help="Multilabel: 0.5, one value per class, a "
-                                                   "thresholds.json from evaluate, or auto (searched on the "
-                                                   "validation set).", show_default=False)]
+ThresholdsOpt = Annotated[str | None, typer.Option("--thresholds", callback=_thresholds, help="Multilabel: 0.5, one "
+                                                   "value per class, a thresholds.json from evaluate, or auto "
+                                                   "(searched on the validation set).", show_default=False)]
 
 
 def _dataset(ann: Path | None, images: Path | None, data: Path | None, skip_invalid: bool = False,
@@ -104,9 +162,11 @@ def fit_cmd(
                                       "Segformer, UPerNet, ...")] = _D.arch,
     encoder: Annotated[str, typer.Option("--encoder", help="smp encoder: resnet18, resnet34, efficientnet-b0, "
                                          "tu-convnext_tiny, ...")] = _D.encoder,
-    weights: Annotated[str, typer.Option("--weights", help="imagenet, none, or a weights file (encoder or whole "
-                                         "model state dict).")] = _D.weights,
-    size: Annotated[int, typer.Option("--size", help="Training side in pixels (multiple of 32).")] = _D.size,
+    weights: Annotated[str, typer.Option("--weights", callback=_weights, help="imagenet, none, or a weights file "
+                                         "(encoder or whole model state dict).")] = _D.weights,
+    size: Annotated[str, typer.Option("--size", callback=size_callback, metavar="N",
+                                      help="Training side in pixels (a multiple of 32; images are resized to "
+                                      "N x N).")] = str(_D.size),
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = _D.epochs,
     batch: BatchOpt = _D.batch,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = _D.lr,
@@ -117,9 +177,9 @@ def fit_cmd(
     loss: Annotated[LossName, typer.Option("--loss")] = _D.loss,
     mode: Annotated[Mode, typer.Option("--mode", help="auto picks multilabel when classes overlap heavily.")]
     = _D.mode,
-    overlap: Annotated[str, typer.Option("--overlap", help="Overlap policy of the semantic masks.")] = _D.overlap,
-    aug: Annotated[Path | None, typer.Option("--aug", help="Albumentations pipeline YAML [default: flips, affine, "
-                                             "brightness/contrast].", show_default=False)] = None,
+    overlap: OverlapOpt = _D.overlap,
+    aug: Annotated[Path | None, typer.Option("--aug", help="Albumentations pipeline YAML.",
+                                             show_default="flips, affine, brightness/contrast")] = None,
     lateral_pairs: Annotated[str, typer.Option("--lateral-pairs", help="Classes a flipped sample swaps: auto (pairs "
                                                "found from names like left_x/right_x, x-L/x-R, upper_x/lower_x), "
                                                "none, or LEFT=RIGHT,TOP=BOTTOM; kept in the checkpoint for TTA.")]
@@ -140,13 +200,15 @@ def fit_cmd(
 
     Example:
 
-        datatools train fit --data ds/ --folds folds.parquet --fold 0 --arch Unet --encoder resnet34 \\
-            --size 512 --epochs 30 --out runs/r34_f0
+        datatools train fit --data ds/ --folds folds.parquet --fold 0 \\
+            --arch Unet --encoder resnet34 --size 512 --epochs 30 \\
+            --out runs/r34_f0
     """
     from .engine import fit
 
     try:
-        config = TrainConfig(arch=arch, encoder=encoder, weights=weights, size=size, epochs=epochs, batch=batch,
+        config = TrainConfig(arch=arch, encoder=encoder, weights=weights, size=_square_side(size), epochs=epochs,
+                             batch=batch,
                              lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
                              warmup=warmup, loss=loss, mode=mode, overlap=overlap,
                              aug=str(aug) if aug else None, lateral_pairs=lateral_pairs, amp=amp, accum=accum,
@@ -171,6 +233,7 @@ def fit_cmd(
 def evaluate_cmd(
     ckpt: CkptsOpt,
     out: OutOpt,
+    more: MoreCkptsArg = None,
     ann: AnnOpt = None,
     images: ImagesOpt = None,
     data: DataOpt = None,
@@ -184,6 +247,7 @@ def evaluate_cmd(
     batch: BatchOpt = _D.batch,
     workers: LoaderOpt = None,
     device: DeviceOpt = _D.device,
+    skip_invalid: SkipInvalidOpt = False,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
@@ -191,12 +255,14 @@ def evaluate_cmd(
 
     Example:
 
-        datatools train evaluate --ckpt runs/r34_f0/best.pt --data ds/ --folds folds.parquet --fold 0 --out eval_f0/
+        datatools train evaluate --ckpt runs/r34_f0/best.pt --data ds/ \\
+            --folds folds.parquet --fold 0 --out eval_f0/
     """
     from .evaluate import evaluate
     from .thresholds import parse_thresholds
 
-    ds = _dataset(ann, images, data, progress=progress)
+    ckpt = _ckpts(ckpt, more)
+    ds = _dataset(ann, images, data, skip_invalid, progress)
     _, val = _split(ds, folds, fold, partial_folds)
     chosen = None
     if thresholds is not None:
@@ -218,6 +284,7 @@ def evaluate_cmd(
 def predict_cmd(
     ckpt: CkptsOpt,
     out: OutOpt,
+    more: MoreCkptsArg = None,
     ann: AnnOpt = None,
     images: Annotated[Path | None, typer.Option("--images", help="Image folder (alone: every image in it), or the "
                                                 "root of --ann.", show_default=False)] = None,
@@ -231,11 +298,11 @@ def predict_cmd(
                                              "classes.json), float16 or uint8 = round(p * 255) (--probs-dtype), "
                                              "and 'shape_hw' (the image's height, width); resize bilinearly to "
                                              "the image. Read with datatools_train.predict.load_probs.")] = False,
-    probs_dtype: Annotated[str, typer.Option("--probs-dtype", help="uint8 or float16.")] = "uint8",
-    submission: Annotated[str | None, typer.Option("--submission", help="Also write submission.csv: trash "
-                                                   "(class ids) or xray (rle).", show_default=False)] = None,
-    submission_size: Annotated[int, typer.Option("--submission-size", min=1, help="trash: side of the class-id "
-                                                 "masks.")] = 256,
+    probs_dtype: Annotated[ProbsDtype, typer.Option("--probs-dtype", help="Type of the saved probabilities.")]
+    = ProbsDtype.UINT8,
+    submission: SubmissionOpt = None,
+    submission_size: Annotated[int, typer.Option("--submission-size", min=1, help="class-ids: side of the square "
+                                                 "the masks are resized to.")] = 256,
     thresholds: ThresholdsOpt = None,
     mask_format: MaskFormatOpt = MaskFormat.PALETTE,
     val_ann: ValAnnOpt = None,
@@ -244,6 +311,7 @@ def predict_cmd(
     batch: BatchOpt = _D.batch,
     workers: LoaderOpt = None,
     device: DeviceOpt = _D.device,
+    skip_invalid: SkipInvalidOpt = False,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
@@ -251,27 +319,24 @@ def predict_cmd(
 
     Example:
 
-        datatools train predict --ckpt runs/a/best.pt --ckpt runs/b/best.pt --images test/ --tta hflip,vflip \\
-            --submission trash --out pred/
+        datatools train predict --ckpt runs/a/best.pt --ckpt runs/b/best.pt \\
+            --images test/ --tta hflip,vflip --submission class-ids --out pred/
     """
     from .ensemble import items_from_dataset, items_from_folder
-    from .predict import ProbsDtype, Submission, predict
+    from .predict import predict
 
+    ckpt = _ckpts(ckpt, more)
     if ann is None and data is None:
         if images is None:
             raise fail("give --images DIR, --ann F --images DIR, or --data DIR")
         items = items_from_folder(images)
     else:
-        items = items_from_dataset(_dataset(ann, images, data, progress=progress))
-    try:
-        kind = Submission(submission) if submission else None
-        dtype = ProbsDtype(probs_dtype)
-    except ValueError as exc:
-        raise fail(f"{exc}; --submission is trash or xray, --probs-dtype uint8 or float16") from None
+        items = items_from_dataset(_dataset(ann, images, data, skip_invalid, progress))
     val = _validation(val_ann, val_images, val_data, progress)
-    result = predict(ckpt, items, out, tta=tta, vote=vote, save_probs=save_probs, probs_dtype=dtype,
-                     submission=kind, submission_size=submission_size, thresholds=thresholds, val=val, batch=batch,
-                     workers=workers, device=device, mask_format=mask_format, overwrite=overwrite, progress=progress)
+    result = predict(ckpt, items, out, tta=tta, vote=vote, save_probs=save_probs, probs_dtype=probs_dtype,
+                     submission=SubmissionStyle.parse(submission) if submission else None,
+                     submission_size=submission_size, thresholds=thresholds, val=val, batch=batch, workers=workers,
+                     device=device, mask_format=mask_format, overwrite=overwrite, progress=progress)
     typer.echo(f"wrote {result.images} masks to {out / 'ann_dir'}"
                + (f", submission {result.submission}" if result.submission else "")
                + (f"; thresholds {', '.join(f'{t:.2f}' for t in result.thresholds)}" if result.thresholds else ""))
@@ -282,6 +347,7 @@ def predict_cmd(
 def soup_cmd(
     ckpt: CkptsOpt,
     out: OutOpt,
+    more: MoreCkptsArg = None,
     ann: AnnOpt = None,
     images: ImagesOpt = None,
     data: DataOpt = None,
@@ -292,18 +358,21 @@ def soup_cmd(
     batch: BatchOpt = _D.batch,
     workers: LoaderOpt = None,
     device: DeviceOpt = _D.device,
+    skip_invalid: SkipInvalidOpt = False,
     overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = True,
 ) -> None:
     """Uniform (and greedy) model soups of checkpoints, scored on the validation fold.
 
     Example:
 
-        datatools train soup --ckpt runs/a/best.pt --ckpt runs/b/best.pt --data ds/ --folds folds.parquet \\
-            --fold 0 --greedy --out soup/
+        datatools train soup --ckpt runs/*/best.pt --data ds/ \\
+            --folds folds.parquet --fold 0 --greedy --out soup/
     """
     from .soup import soup
 
-    ds = _dataset(ann, images, data)
+    ckpt = _ckpts(ckpt, more)
+    ds = _dataset(ann, images, data, skip_invalid, progress)
     _, val = _split(ds, folds, fold, partial_folds)
     result = soup(ckpt, val or ds, out, greedy=greedy, batch=batch, workers=workers, device=device,
                   overwrite=overwrite, log=typer.echo)

@@ -8,7 +8,7 @@ Output folder (written atomically)::
       classes.json
       probs/<stem>.npz            --save-probs: ``probs`` (C, S, S) at the model size, float16 or uint8
                                   (probability * 255), plus ``shape_hw`` of the image; see :func:`load_probs`
-      submission.csv              --submission trash (class-ids) | xray (rle)
+      submission.csv              --submission class-ids | rle (see datatools convert submission)
       predict.json                what was run
 """
 
@@ -39,18 +39,7 @@ from .ensemble import Ensemble, Item
 from .thresholds import parse_thresholds
 from .tta import TTA
 
-__all__ = ["ProbsDtype", "PredictResult", "Submission", "load_probs", "predict", "read_prediction"]
-
-
-class Submission(str, Enum):
-    """Competition CSV styles: ``trash`` = class-id strings, ``xray`` = per-class RLE."""
-
-    TRASH = "trash"
-    XRAY = "xray"
-
-    @property
-    def style(self) -> SubmissionStyle:
-        return SubmissionStyle.CLASS_IDS if self is Submission.TRASH else SubmissionStyle.RLE
+__all__ = ["ProbsDtype", "PredictResult", "load_probs", "predict", "read_prediction"]
 
 
 class ProbsDtype(str, Enum):
@@ -114,13 +103,13 @@ def read_prediction(out: str | os.PathLike[str], file_name: str) -> npt.NDArray[
         return np.asarray(im, dtype=np.uint8)
 
 
-def _submission(out_dir: Path, csv: Path, kind: Submission, items: Sequence[Item], ens: Ensemble,
+def _submission(out_dir: Path, csv: Path, style: SubmissionStyle, items: Sequence[Item], ens: Ensemble,
                 size: int) -> None:
     names = [c.name for c in ens.spec.class_map().classes]
-    if kind.style is SubmissionStyle.CLASS_IDS:
+    if style is SubmissionStyle.CLASS_IDS:
         if ens.mode is Mode.MULTILABEL:
-            raise InvalidDatasetError("--submission trash needs a multiclass model (class ids); use xray (rle) "
-                                      "for multilabel ones")
+            raise InvalidDatasetError("--submission class-ids needs a multiclass model (class ids); use rle for "
+                                      "multilabel ones")
         write_class_ids_csv(((it.file_name, read_prediction(out_dir, it.file_name)) for it in items), csv, size)
         return
 
@@ -143,7 +132,7 @@ def predict(
     vote: bool = False,
     save_probs: bool = False,
     probs_dtype: ProbsDtype | str = ProbsDtype.UINT8,
-    submission: Submission | str | None = None,
+    submission: SubmissionStyle | str | None = None,
     submission_size: int = 256,
     thresholds: str | Sequence[float] | None = None,
     val: Dataset | None = None,
@@ -164,8 +153,9 @@ def predict(
         vote: pixel majority vote of the models instead of the mean of probabilities.
         save_probs: also write compact probabilities for later ensembling.
         probs_dtype: ``uint8`` (4x smaller than float32) or ``float16``.
-        submission: also write ``submission.csv`` (``trash`` class ids, ``xray`` RLE).
-        submission_size: side of the class-id masks of a ``trash`` submission.
+        submission: also write ``submission.csv`` in this style: ``class-ids`` or ``rle`` (the old names
+            ``trash`` and ``xray`` are accepted).
+        submission_size: side of the class-id masks of a ``class-ids`` submission.
         thresholds: multilabel: ``0.5``, one value per class, a ``thresholds.json`` of ``evaluate``, or ``auto``
             to search them on ``val`` first.
         val: validation images for ``thresholds="auto"``.
@@ -177,11 +167,11 @@ def predict(
         progress: progress bar on a terminal.
 
     Example:
-        >>> predict(["runs/a/best.pt"], items_from_folder("test/"), "pred/", tta="hflip,vflip", submission="trash")
+        >>> predict(["runs/a/best.pt"], items_from_folder("test/"), "pred/", tta="hflip,vflip", submission="class-ids")
     """
     ens = Ensemble(ckpts, device)
     tta = tta if isinstance(tta, TTA) else TTA.parse(tta)
-    kind = Submission(submission) if submission is not None else None
+    kind = SubmissionStyle.parse(submission) if submission is not None else None
     mask_format = MaskFormat(mask_format)
     chosen: tuple[float, ...] | None = None
     if ens.mode is Mode.MULTILABEL:

@@ -1,26 +1,150 @@
-"""Options and error handling shared by every command. Typer lives only in ``datatools/cli``."""
+"""Options and error handling shared by every command. Typer lives only in ``datatools/cli``.
+
+Every option that more than one command takes is defined here once, with its parser; every value is checked
+when the command line is parsed, before any work starts. A bad value, like any other usage error, ends the
+command with one ``error: ...`` line on stderr and exit code 2 (:class:`CommandGroup`).
+
+Help texts are Rich markup: a computed default is given as ``show_default="..."`` (Typer prints it as
+``[default: ...]``), never written in brackets inside the help, where Rich would swallow it as a tag.
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
+import inspect
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer import core as typer_core
+from typer.core import TyperGroup
 
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError
 from datatools.core.imageio import MaskFormat
 from datatools.core.issues import Issue
+from datatools.core.masks import Crowd, OverlapPolicy
 from datatools.core.rarity import RARE_HELP
+from datatools.formats.submission_dir import OLD_STYLE_NAMES, SubmissionStyle
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_BAD_INPUT = 2
+
+# Typer >= 0.2x carries its own copy of click (typer._click); older ones use click itself.
+_click: Any = getattr(typer_core, "_click", None) or importlib.import_module("click")
+ClickException: type[Exception] = _click.exceptions.ClickException
+_MissingParameter: type[Exception] = _click.exceptions.MissingParameter
+_NoArgsIsHelp: Any = getattr(_click.exceptions, "NoArgsIsHelpError", ())
+
+
+def one_line(message: str) -> str:
+    """``message`` with every run of whitespace (newlines included) made one space."""
+    return " ".join(str(message).split())
+
+
+def usage_error_line(exc: Any) -> str:
+    """The one ``error:`` line of a usage error (a click ``ClickException``): the option, then what is wrong."""
+    if isinstance(exc, typer.BadParameter) and not isinstance(exc, _MissingParameter):
+        hint = exc.param_hint
+        if hint is None and exc.param is not None:
+            opts = list(getattr(exc.param, "opts", None) or [])
+            hint = next((o for o in opts if o.startswith("--")), opts[0] if opts else exc.param.name)
+        if isinstance(hint, Sequence) and not isinstance(hint, str):
+            hint = " / ".join(hint)
+        hint = str(hint).replace("'", "") if hint else ""
+        message = exc.message.removeprefix("Value error, ")  # Typer's wording for a value outside a choice
+        return "error: " + one_line(f"{hint}: {message}" if hint else message)
+    return "error: " + one_line(exc.format_message())
+
+
+class CommandGroup(TyperGroup):
+    """The root command group: usage errors (unknown option, bad value, missing option) print one line.
+
+    Typer draws them in a box over several lines; this prints ``error: --crowd: 'drop' is not one of 'class',
+    'ignore'.`` on stderr and exits 2, like every other refused input. Only the root's ``main`` runs, so giving
+    this class to the root app covers every subcommand.
+    """
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,  # type: ignore[override]
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _NoArgsIsHelp as exc:  # the help was printed: nothing else to say
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            print(usage_error_line(exc), file=sys.stderr)
+            sys.exit(getattr(exc, "exit_code", EXIT_BAD_INPUT))
+        except typer.Abort:
+            print("Aborted!", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _overlap(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(OverlapPolicy.parse(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def parse_size_hw(value: str) -> tuple[int, int]:
+    """``N``, ``H,W`` or ``HxW`` -> ``(height, width)``, both positive.
+
+    Example:
+        >>> parse_size_hw("512"), parse_size_hw("480,640")
+        ((512, 512), (480, 640))
+    """
+    parts = [p.strip() for p in re.split(r"[,x]", str(value).lower())]
+    try:
+        hw = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"must be N or H,W, got {value!r}") from None
+    if len(hw) not in (1, 2) or min(hw) < 1:
+        raise ValueError(f"must be N or H,W with positive numbers, got {value!r}")
+    return (hw[0], hw[0]) if len(hw) == 1 else (hw[0], hw[1])
+
+
+def size_callback(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_size_hw(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def _submission_style(value: str | None) -> SubmissionStyle | None:
+    if value is None:
+        return None
+    try:
+        style = SubmissionStyle.parse(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if value in OLD_STYLE_NAMES:
+        print(f"warning: the submission style {value!r} is now called {style.value!r}; the old name will go",
+              file=sys.stderr)
+    return style
+
+
+DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def _device(value: str) -> str:
+    if not DEVICE_RE.fullmatch(value):
+        raise typer.BadParameter(f"must be auto, cpu, mps, cuda or cuda:N, got {value!r}")
+    return value
+
 
 AnnOpt = Annotated[Path | None, typer.Option("--ann", help="COCO instance json.", show_default=False)]
 ImagesOpt = Annotated[
@@ -34,8 +158,7 @@ DataOpt = Annotated[
 OutOpt = Annotated[Path, typer.Option("--out", help="Output folder (must be empty or absent).")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out.")]
 WorkersOpt = Annotated[
-    int | None, typer.Option("--workers", min=1, help="Processes for per-image work [default: all cores].",
-                             show_default=False)
+    int | None, typer.Option("--workers", min=1, help="Processes for per-image work.", show_default="all cores")
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed; the same inputs and seed give byte-identical outputs.")]
 SkipInvalidOpt = Annotated[
@@ -49,6 +172,33 @@ PartialFoldsOpt = Annotated[
                  "images it lacks); only the images in both are used."),
 ]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+OverlapOpt = Annotated[
+    str,
+    typer.Option("--overlap", callback=_overlap, help="Which class a pixel claimed by several annotations gets: "
+                 "smaller-on-top | order | class-priority:NAME,NAME | max-id | conflict-ignore."),
+]
+CrowdOpt = Annotated[Crowd, typer.Option("--crowd", help="iscrowd regions: their class, or ignore (255).")]
+#: ``--size`` of every command: ``N`` or ``H,W`` (read with :func:`parse_size_hw`).
+SizeOpt = Annotated[str, typer.Option("--size", callback=size_callback, metavar="N|H,W",
+                                      help="Output size: N (square) or H,W.")]
+OptionalSizeOpt = Annotated[str | None, typer.Option("--size", callback=size_callback, metavar="N|H,W",
+                                                     help="Output size: N (square) or H,W.",
+                                                     show_default="the first source image's")]
+# str, not the Enum: the callback also takes the old names (OLD_STYLE_NAMES) and returns a SubmissionStyle.
+SubmissionStyleOpt = Annotated[
+    str,
+    typer.Option("--style", callback=_submission_style, metavar="class-ids|rle",
+                 help="class-ids: image_id,PredictionString (one class id per pixel of a resized mask); rle: "
+                 "image_name,class,rle (one row per image and class)."),
+]
+SubmissionOpt = Annotated[
+    str | None,
+    typer.Option("--submission", callback=_submission_style, metavar="class-ids|rle",
+                 help="Also write submission.csv in this style (see datatools convert submission --style).",
+                 show_default=False),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", callback=_device, help="auto (CUDA when available), cpu, mps, "
+                                        "cuda or cuda:N.")]
 MaskFormatOpt = Annotated[
     MaskFormat,
     typer.Option("--mask-format", help="Mask PNGs as palette (class colours in viewers; PIL and mmseg read the class "
@@ -113,12 +263,34 @@ def with_option_names(message: str) -> str:
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     """Print one ``error:`` line on stderr and return the exit to raise."""
-    print("error: " + " ".join(str(message).split()), file=sys.stderr)
+    print("error: " + one_line(message), file=sys.stderr)
     return typer.Exit(code)
 
 
+def reflow_help(doc: str | None) -> str | None:
+    """A command's docstring as its help: each prose paragraph on one line, examples kept line by line.
+
+    Typer's Rich help keeps the line breaks of every paragraph but the first, so a paragraph broken for the
+    source file reads ragged in a narrow terminal; joined, the terminal wraps it at its own width. Example
+    paragraphs (lines starting with ``datatools``, and their indented continuations) keep their breaks: they are
+    written to fit 80 columns, so a terminal never wraps one mid-command.
+    """
+    if doc is None:
+        return None
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    out = []
+    for paragraph in paragraphs:
+        lines = paragraph.splitlines()
+        code = any(ln.lstrip().startswith("datatools ") or ln.startswith(" ") for ln in lines)
+        out.append(paragraph if code or paragraph.startswith("\b") else " ".join(ln.strip() for ln in lines))
+    return "\n\n".join(out)
+
+
 def handle_errors(fn: F) -> F:
-    """Turn DatatoolsError into one line on stderr and exit code 2; never a traceback."""
+    """Turn DatatoolsError into one line on stderr and exit code 2; never a traceback.
+
+    Every command goes through it, so it also gives each command its help (:func:`reflow_help`).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -129,6 +301,7 @@ def handle_errors(fn: F) -> F:
         except KeyboardInterrupt as exc:  # an Interrupted says what was left; outputs are staged otherwise
             raise fail(str(exc) or "interrupted; nothing was written", 130) from None
 
+    wrapper.__doc__ = reflow_help(fn.__doc__)
     return wrapper  # type: ignore[return-value]
 
 

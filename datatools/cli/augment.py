@@ -23,6 +23,7 @@ from datatools.cli._common import (
     AnnOpt,
     DataOpt,
     ImagesOpt,
+    OptionalSizeOpt,
     OutOpt,
     OverwriteOpt,
     PartialFoldsOpt,
@@ -33,6 +34,7 @@ from datatools.cli._common import (
     WorkersOpt,
     handle_errors,
     open_dataset,
+    parse_size_hw,
     with_option_names,
 )
 from datatools.core.errors import DatatoolsError
@@ -49,15 +51,12 @@ FoldOpt = Annotated[int | None, typer.Option("--fold", help="Fold whose validati
                                              "output.", show_default=False)]
 MergeOpt = Annotated[bool, typer.Option("--merge", help="Write the source images and the new ones as one "
                                         "dataset.")]
-CountOpt = Annotated[int | None, typer.Option("-n", "--count", min=1, help="Images to make [default: one per "
-                                              "source image (per direction/angle/copy)].", show_default=False)]
-FormatOpt = Annotated[ImageFormat | None, typer.Option("--format", help="Output image format [default: the "
-                                                       "first source image's].", show_default=False)]
+CountOpt = Annotated[int | None, typer.Option("-n", "--count", min=1, help="Images to make.",
+                                              show_default="one per source image (per direction/angle/copy)")]
+FormatOpt = Annotated[ImageFormat | None, typer.Option("--format", help="Output image format.",
+                                                       show_default="the first source image's")]
 QualityOpt = Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG quality.")]
 SegOpt = Annotated[Segmentation, typer.Option("--segmentation", help="rle (exact) or polygon (no holes).")]
-SizeOpt = Annotated[str | None, typer.Option("--size", help="Output size: N or H,W [default: the first source "
-                                             "image's].", show_default=False)]
-
 
 def _lateral_spec(value: str) -> str:
     try:
@@ -121,21 +120,6 @@ def _floats(value: str | None, what: str, n: int | None = 2) -> tuple[float, ...
     return out
 
 
-def _size(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    parts = value.replace("x", ",").split(",")
-    try:
-        hw = tuple(int(p) for p in parts)
-    except ValueError:
-        raise typer.BadParameter(f"--size must be N or H,W, got {value!r}") from None
-    if len(hw) == 1:
-        return hw[0], hw[0]
-    if len(hw) != 2:
-        raise typer.BadParameter(f"--size must be N or H,W, got {value!r}")
-    return hw  # type: ignore[return-value]
-
-
 def _config(cls: type[Any], **kwargs: Any) -> Any:
     try:
         return cls(**{k: v for k, v in kwargs.items() if v is not None})
@@ -185,7 +169,7 @@ def _common(count: int | None, seed: int, workers: int | None, folds: Path | Non
 def mosaic(
     out: OutOpt, ann: AnnOpt = None, images: ImagesOpt = None, data: DataOpt = None,
     grid: Annotated[str, typer.Option("--grid", help="Tiles per column x per row: 2x2 or 3x3.")] = _D.grid,
-    size: SizeOpt = None,
+    size: OptionalSizeOpt = None,
     center_range: Annotated[str, typer.Option("--center-range", help="Range of the grid centre, fraction of the "
                                               "output size.")] = _D.center_range,
     min_area: Annotated[int, typer.Option("--min-area", help="Objects under this many pixels after the cut "
@@ -201,13 +185,14 @@ def mosaic(
 
     Example:
 
-        datatools augment mosaic --data train/ --out aug/ --grid 2x2 --size 640 -n 500 --prefer auto --seed 0
+        datatools augment mosaic --data train/ --out aug/ --grid 2x2 --size 640 \\
+            -n 500 --prefer auto --seed 0
     """
     try:
         gy, gx = (int(v) for v in grid.lower().split("x"))
     except ValueError:
         raise typer.BadParameter(f"--grid must be like 2x2 or 3x3, got {grid!r}") from None
-    config = _config(MosaicConfig, grid_hw=(gy, gx), size_hw=_size(size),
+    config = _config(MosaicConfig, grid_hw=(gy, gx), size_hw=parse_size_hw(size) if size else None,
                      center_range=_floats(center_range, "--center-range"), min_area=min_area, prefer=prefer,
                      rare_threshold=rare_threshold)
     common = _common(count, seed, workers, folds, fold, partial_folds, merge, fmt, quality, segmentation,
@@ -220,7 +205,7 @@ def mosaic(
 def ricap(
     out: OutOpt, ann: AnnOpt = None, images: ImagesOpt = None, data: DataOpt = None,
     beta: Annotated[float, typer.Option("--beta", help="Beta(b, b) of the split point.")] = _D.beta,
-    size: SizeOpt = None,
+    size: OptionalSizeOpt = None,
     min_area: Annotated[int, typer.Option("--min-area", help="Objects under this many pixels after the cut "
                                           "are dropped.")] = _D.ricap_min_area,
     prefer: PreferOpt = None, rare_threshold: RareThresholdOpt = RARE_THRESHOLD,
@@ -234,10 +219,11 @@ def ricap(
 
     Example:
 
-        datatools augment ricap --ann train.json --images data/ --out ricap/ -n 800 --folds folds.parquet --fold 0
+        datatools augment ricap --ann train.json --images data/ --out ricap/ \\
+            -n 800 --folds folds.parquet --fold 0
     """
-    config = _config(RicapConfig, beta=beta, size_hw=_size(size), min_area=min_area, prefer=prefer,
-                     rare_threshold=rare_threshold)
+    config = _config(RicapConfig, beta=beta, size_hw=parse_size_hw(size) if size else None, min_area=min_area,
+                     prefer=prefer, rare_threshold=rare_threshold)
     common = _common(count, seed, workers, folds, fold, partial_folds, merge, fmt, quality, segmentation,
                      overwrite, progress, skip_invalid)
     _run("ricap", config, ann, images, data, out, common)
@@ -272,9 +258,9 @@ def copy_paste(
                                                        show_default=False)] = None,
     target_images: Annotated[int | None, typer.Option("--target-images", help="Paste until each chosen class is "
                                                       "in this many images.", show_default=False)] = None,
-    count: Annotated[int | None, typer.Option("-n", "--count", min=1, help="Images to make [default: one per "
-                                              "source image; with a target, at most 20 per source image].",
-                                              show_default=False)] = None,
+    count: Annotated[int | None, typer.Option("-n", "--count", min=1, help="Images to make.",
+                                              show_default="one per source image; with a target, at most 20 per "
+                                              "source image")] = None,
     lateral_pairs: LateralOpt = "auto",
     seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
     fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
@@ -286,7 +272,8 @@ def copy_paste(
 
     Example:
 
-        datatools augment copy-paste --data train/ --out cp/ --rare auto --target-share 0.5 --merge --seed 0
+        datatools augment copy-paste --data train/ --out cp/ --rare auto \\
+            --target-share 0.5 --merge --seed 0
     """
     if classes and rare:
         raise DatatoolsError("give --classes or --rare auto, not both")
@@ -322,7 +309,8 @@ def flip(
 
     Example:
 
-        datatools augment flip --data xray/ --out flipped/ --directions h,v --merge --workers 2
+        datatools augment flip --data xray/ --out flipped/ --directions h,v \\
+            --merge --workers 2
     """
     try:
         dirs = tuple(FlipDirection(d.strip()) for d in directions.split(",") if d.strip())
@@ -360,7 +348,8 @@ def rotate(
 
     Example:
 
-        datatools augment rotate --data train/ --out rot/ --angles -15,15 --fill 0 --merge
+        datatools augment rotate --data train/ --out rot/ --angles -15,15 \\
+            --fill 0 --merge
     """
     config = _config(RotateConfig, angles=_floats(angles, "--angles", None), expand=expand, fill=fill,
                      angle_range=_floats(angle_range, "--angle-range"), min_area=min_area)
@@ -392,7 +381,8 @@ def albu(
 
     Example:
 
-        datatools augment albu --data train/ --out albu/ --pipeline pipeline.yaml --copies 3 --seed 0
+        datatools augment albu --data train/ --out albu/ \\
+            --pipeline pipeline.yaml --copies 3 --seed 0
     """
     from datatools.augment.albu import load_pipeline
 

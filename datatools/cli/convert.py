@@ -9,41 +9,32 @@ import typer
 
 from datatools.cli._common import (
     AnnOpt,
+    CrowdOpt,
     DataOpt,
     ImagesOpt,
     MaskFormatOpt,
     OutOpt,
+    OverlapOpt,
     OverwriteOpt,
     ProgressOpt,
     SkipInvalidOpt,
+    SubmissionStyleOpt,
     WorkersOpt,
     handle_errors,
     open_dataset,
+    parse_size_hw,
+    size_callback,
 )
 from datatools.core.classes import ClassMap
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError
 from datatools.core.imageio import MaskFormat
-from datatools.core.masks import OverlapPolicy
+from datatools.core.masks import Crowd
 from datatools.core.paths import require_folder
 from datatools.formats.mask_dir import ANN_DIR, CLASSES_FILE, IMG_DIR, coco_to_mask_dir, mask_dir_to_coco
 from datatools.formats.submission_dir import SubmissionStyle, mask_dir_to_submission, submission_to_mask_dir
 
 app = typer.Typer(no_args_is_help=True, help="Convert datasets between COCO, mask folders, polygon JSON and CSVs.")
-
-
-def _overlap(value: str) -> str:
-    try:
-        return str(OverlapPolicy.parse(value))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
-OverlapOpt = Annotated[
-    str,
-    typer.Option("--overlap", callback=_overlap, help="Which class a pixel claimed by several annotations gets: "
-                 "smaller-on-top | order | class-priority:NAME,NAME | max-id | conflict-ignore."),
-]
 
 
 @app.command("masks")
@@ -57,7 +48,7 @@ def masks(
     multilabel: Annotated[
         bool, typer.Option("--multilabel", help="Write (K, H, W) bit-packed planes (.npz) for overlapping classes.")
     ] = False,
-    crowd: Annotated[str, typer.Option("--crowd", help="iscrowd regions: 'class' or 'ignore' (255).")] = "class",
+    crowd: CrowdOpt = Crowd.CLASS,
     copy_images: Annotated[bool, typer.Option("--copy-images/--no-copy-images", help="Copy images to img_dir/.")]
     = True,
     mask_format: MaskFormatOpt = MaskFormat.PALETTE,
@@ -70,7 +61,8 @@ def masks(
 
     Example:
 
-        datatools convert masks --ann train.json --images data/ --out masks/ --overlap class-priority:Battery
+        datatools convert masks --ann train.json --images data/ --out masks/ \\
+            --overlap class-priority:syringe
     """
     ds = open_dataset(ann, images, data, skip_invalid=skip_invalid, workers=workers, progress=progress)
     result = coco_to_mask_dir(ds, out, overlap=overlap, multilabel=multilabel, crowd=crowd,
@@ -93,14 +85,16 @@ def coco(
     skip_invalid: SkipInvalidOpt = False,
     workers: WorkersOpt = None,
     overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = True,
 ) -> None:
     """COCO -> a datatools dataset folder (annotations.json + images/), every field kept.
 
     Example:
 
-        datatools convert coco --ann export/_annotations.coco.json --images export/ --out data/ --reindex
+        datatools convert coco --ann export/_annotations.coco.json \\
+            --images export/ --out data/ --reindex
     """
-    ds = open_dataset(ann, images, data, skip_invalid=skip_invalid, workers=workers)
+    ds = open_dataset(ann, images, data, skip_invalid=skip_invalid, workers=workers, progress=progress)
     if reindex:
         ds = ds.reindexed()
     ds.save(out, overwrite=overwrite)
@@ -113,10 +107,10 @@ def from_masks(
     masks: Annotated[Path, typer.Option("--masks", help="Mask folder (with ann_dir/ and classes.json) or an "
                                          "ann_dir of PNG/.npz masks.")],
     out: OutOpt,
-    images: Annotated[Path | None, typer.Option("--images", help="Image folder [default: MASKS/img_dir].",
-                                                show_default=False)] = None,
-    classes: Annotated[Path | None, typer.Option("--classes", help="classes.json [default: MASKS/classes.json].",
-                                                 show_default=False)] = None,
+    images: Annotated[Path | None, typer.Option("--images", help="Image folder.", show_default="MASKS/img_dir")]
+    = None,
+    classes: Annotated[Path | None, typer.Option("--classes", help="classes.json.", show_default="MASKS/classes.json")]
+    = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Mask folder -> datatools dataset folder with one RLE annotation per class per image.
@@ -140,9 +134,8 @@ def polygon_json(
     labels: Annotated[Path, typer.Option("--labels", help="Tree of per-image polygon JSON files.")],
     images: Annotated[Path, typer.Option("--images", help="Image tree mirrored by --labels.")],
     out: OutOpt,
-    classes: Annotated[str | None, typer.Option("--classes", help="Comma-separated class order "
-                                                "[default: order of first appearance].", show_default=False)]
-    = None,
+    classes: Annotated[str | None, typer.Option("--classes", help="Comma-separated class order.",
+                                                show_default="order of first appearance")] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Per-image polygon JSON (hand-bone X-ray style) -> datatools dataset folder (COCO polygons).
@@ -151,7 +144,8 @@ def polygon_json(
 
     Example:
 
-        datatools convert polygon-json --labels train/outputs_json --images train/DCM --out xray/
+        datatools convert polygon-json --labels train/outputs_json \\
+            --images train/DCM --out xray/
     """
     from datatools.formats.polygon_json import polygon_json_to_coco
 
@@ -161,9 +155,7 @@ def polygon_json(
     typer.echo(f"wrote {len(coco_dict['images'])} images and {len(coco_dict['annotations'])} annotations to {out}")
 
 
-StyleOpt = Annotated[SubmissionStyle, typer.Option("--style", help="class-ids: image_id,PredictionString (trash); "
-                                                   "rle: image_name,class,rle (X-ray).")]
-SizeOpt = Annotated[int, typer.Option("--size", min=1, help="class-ids: side the masks are resized to.")]
+SideOpt = Annotated[int, typer.Option("--size", min=1, help="class-ids: side of the square the masks are resized to.")]
 
 
 @app.command("submission")
@@ -171,22 +163,29 @@ SizeOpt = Annotated[int, typer.Option("--size", min=1, help="class-ids: side the
 def submission(
     masks: Annotated[Path, typer.Option("--masks", help="Mask folder (ann_dir/, classes.json) or an ann_dir.")],
     out: Annotated[Path, typer.Option("--out", help="Submission CSV to write.")],
-    style: StyleOpt,
-    size: SizeOpt = 256,
-    classes: Annotated[Path | None, typer.Option("--classes", help="classes.json [default: MASKS/classes.json].",
-                                                 show_default=False)] = None,
+    style: SubmissionStyleOpt,
+    size: SideOpt = 256,
+    classes: Annotated[Path | None, typer.Option("--classes", help="classes.json.", show_default="MASKS/classes.json")]
+    = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Mask folder -> competition submission CSV.
 
     Example:
 
-        datatools convert submission --masks pred/ --style class-ids --size 256 --out submission.csv
+        datatools convert submission --masks pred/ --style class-ids \\
+            --size 256 --out submission.csv
     """
     if out.exists() and not overwrite:
         raise DatatoolsError(f"{out}: exists (pass --overwrite to replace it)")
-    n = mask_dir_to_submission(masks, out, style, size=size, classes=classes)
+    n = mask_dir_to_submission(masks, out, SubmissionStyle.parse(style), size=size, classes=classes)
     typer.echo(f"wrote {n} images to {out}")
+
+
+def _shape(value: str | None) -> str | None:
+    if value is not None and "," not in value:
+        raise typer.BadParameter(f"must be H,W, got {value!r}")
+    return size_callback(value)
 
 
 @app.command("from-submission")
@@ -194,11 +193,12 @@ def submission(
 def from_submission(
     csv: Annotated[Path, typer.Option("--csv", help="Submission CSV.")],
     out: OutOpt,
-    style: StyleOpt,
+    style: SubmissionStyleOpt,
     classes: Annotated[Path, typer.Option("--classes", help="classes.json naming the classes.")],
-    size: SizeOpt = 256,
-    shape: Annotated[str | None, typer.Option("--shape", help="rle: mask height,width, e.g. 2048,2048.",
-                                              show_default=False)] = None,
+    size: SideOpt = 256,
+    shape: Annotated[str | None, typer.Option("--shape", callback=_shape, metavar="H,W",
+                                              help="rle: mask height,width, e.g. 2048,2048.", show_default=False)]
+    = None,
     mask_format: MaskFormatOpt = MaskFormat.PALETTE,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -206,16 +206,10 @@ def from_submission(
 
     Example:
 
-        datatools convert from-submission --csv output.csv --style rle --shape 2048,2048 --classes classes.json \\
-            --out pred_masks/
+        datatools convert from-submission --csv output.csv --style rle \\
+            --shape 2048,2048 --classes classes.json --out pred_masks/
     """
-    shape_hw = None
-    if shape:
-        try:
-            h, w = (int(v) for v in shape.split(","))
-        except ValueError:
-            raise typer.BadParameter(f"--shape must be H,W, got {shape!r}") from None
-        shape_hw = (h, w)
-    n = submission_to_mask_dir(csv, out, style, ClassMap.load(classes), size=size, shape_hw=shape_hw,
+    n = submission_to_mask_dir(csv, out, SubmissionStyle.parse(style), ClassMap.load(classes), size=size,
+                               shape_hw=parse_size_hw(shape) if shape else None,
                                mask_format=mask_format, overwrite=overwrite)
     typer.echo(f"wrote {n} masks to {out / ANN_DIR}")

@@ -12,6 +12,7 @@ from datatools.cli._common import (
     DataOpt,
     ImagesOpt,
     OutOpt,
+    OverlapOpt,
     OverwriteOpt,
     PartialFoldsOpt,
     ProgressOpt,
@@ -20,15 +21,7 @@ from datatools.cli._common import (
     WorkersOpt,
     handle_errors,
 )
-from datatools.core.masks import OverlapPolicy
 from datatools.core.rarity import RARE_THRESHOLD
-
-
-def _overlap(value: str) -> str:
-    try:
-        return str(OverlapPolicy.parse(value))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
 
 
 @handle_errors
@@ -44,11 +37,10 @@ def eda(
                                               "subject.", show_default=False)] = None,
     meta_key: Annotated[str | None, typer.Option("--meta-key", help="Column of --meta naming the image (id, file "
                                                  "name, stem or folder).", show_default=False)] = None,
-    overlap: Annotated[str, typer.Option("--overlap", callback=_overlap, help="Overlap policy for pixel counts: "
-                                         "smaller-on-top | order | class-priority:NAME,NAME | max-id | "
-                                         "conflict-ignore.")] = "smaller-on-top",
+    overlap: OverlapOpt = "smaller-on-top",
     no_images: Annotated[bool, typer.Option("--no-images", help="Annotation-only report: do not read the images "
-                                            "(no pixel statistics, no gallery).")] = False,
+                                            "(no pixel statistics, no gallery); --images is then optional.")]
+    = False,
     rare_threshold: RareThresholdOpt = RARE_THRESHOLD,
     gallery: Annotated[int, typer.Option("--gallery", min=0, help="Gallery images per class.")] = 4,
     skip_invalid: SkipInvalidOpt = False,
@@ -60,7 +52,8 @@ def eda(
 
     Example:
 
-        datatools eda --ann train.json --images data/ --out eda/ --folds folds.parquet --meta meta.xlsx --meta-key ID
+        datatools eda --ann train.json --images data/ --out eda/ \\
+            --folds folds.parquet --meta meta.xlsx --meta-key ID
     """
     from datatools.eda.api import run_eda
     from datatools.eda.lateral import lateral_lines

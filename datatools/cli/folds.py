@@ -93,8 +93,9 @@ def folds(
 
     Example:
 
-        datatools folds --ann train/_annotations.coco.json --k 5 --seed 42 --out folds/ --group-by
-        'regex:^(.*)_(jpg|jpeg|png)\\.rf\\.' --stratify presence
+        datatools folds --ann train/_annotations.coco.json --k 5 --seed 42 \\
+            --group-by 'regex:^(.*)_(jpg|jpeg|png)\\.rf\\.' \\
+            --stratify presence --out folds/
 
         datatools folds check --folds folds/folds.parquet --images train/
     """
@@ -178,8 +179,9 @@ def check(
 
         datatools folds check --folds folds/folds.parquet --images train/
 
-        datatools folds check --train train/_annotations.coco.json --val valid/_annotations.coco.json
-        --images train/ --val-images valid/ --group-by 'regex:^(.*)_(jpg|jpeg|png)\\.rf\\.'
+        datatools folds check --train train/_annotations.coco.json \\
+            --val valid/_annotations.coco.json --images train/ \\
+            --val-images valid/ --group-by 'regex:^(.*)_(jpg|jpeg|png)\\.rf\\.'
     """
     from datatools.core.errors import DatatoolsError
     from datatools.folds.check import check_folds, check_train_val

@@ -9,7 +9,7 @@ import typer
 
 from datatools import __version__
 from datatools.cli import augment, convert, folds
-from datatools.cli._common import tolerate_closed_stdout
+from datatools.cli._common import CommandGroup, tolerate_closed_stdout
 from datatools.cli.clean import clean
 from datatools.cli.eda import eda
 from datatools.cli.pseudo import pseudo_label
@@ -19,6 +19,7 @@ from datatools_train.cli import app as train_app  # imports no torch until a tra
 
 app = typer.Typer(
     name="datatools",
+    cls=CommandGroup,
     help="Understand, split, clean, grow and pseudo-label semantic-segmentation datasets.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

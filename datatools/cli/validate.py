@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from datatools.cli._common import AnnOpt, DataOpt, ImagesOpt, WorkersOpt, fail, handle_errors
+from datatools.cli._common import AnnOpt, DataOpt, ImagesOpt, ProgressOpt, WorkersOpt, fail, handle_errors
 from datatools.core.errors import DatatoolsError
 from datatools.core.issues import Severity, summarize
 from datatools.validation import validate_dataset
@@ -27,6 +27,7 @@ def validate(
         bool, typer.Option("--decode/--no-decode", help="Decode every image fully to find damaged files.")
     ] = True,
     workers: WorkersOpt = None,
+    progress: ProgressOpt = True,
 ) -> None:
     """Report every problem of a COCO dataset: records, segmentations and image files.
 
@@ -35,10 +36,11 @@ def validate(
 
     Example:
 
-        datatools validate --ann data/train.json --images data/ --json > issues.json
+        datatools validate --ann data/train.json --images data/ --json \\
+            > issues.json
     """
     try:
-        result = validate_dataset(ann, images, data, decode=decode, workers=workers, progress=not as_json)
+        result = validate_dataset(ann, images, data, decode=decode, workers=workers, progress=progress and not as_json)
     except DatatoolsError as exc:
         raise fail(str(exc)) from None
     counts = summarize(result.issues)

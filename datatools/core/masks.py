@@ -26,6 +26,7 @@ warnings.filterwarnings("ignore", message="__array__ implementation doesn't acce
                         category=DeprecationWarning, module="pycocotools")
 
 __all__ = [
+    "Crowd",
     "Overlap",
     "OverlapPolicy",
     "annotation_to_rle",
@@ -45,6 +46,21 @@ class Overlap(str, Enum):
     CLASS_PRIORITY = "class-priority"  #: listed classes win, first listed on top; then smaller-on-top
     MAX_ID = "max-id"  #: the highest category id wins; ties in annotation order
     CONFLICT_IGNORE = "conflict-ignore"  #: pixels claimed by two different classes become ignore (255)
+
+
+class Crowd(str, Enum):
+    """What ``iscrowd`` regions become in a semantic mask."""
+
+    CLASS = "class"  #: their class, like any other annotation
+    IGNORE = "ignore"  #: the ignore value 255, on top of everything
+
+    @classmethod
+    def parse(cls, value: str | Crowd) -> Crowd:
+        """``Crowd(value)`` with a message that lists the choices."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"crowd must be 'class' or 'ignore', got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -156,7 +172,7 @@ def rasterize_semantic(
     class_map: ClassMap,
     overlap: str | OverlapPolicy = "smaller-on-top",
     *,
-    crowd: str = "class",
+    crowd: str | Crowd = Crowd.CLASS,
     ignore: Sequence[dict[str, Any]] = (),
 ) -> npt.NDArray[np.uint8]:
     """Paint one image's annotations into an (H, W) uint8 class mask.
@@ -181,8 +197,7 @@ def rasterize_semantic(
         1
     """
     policy = OverlapPolicy.parse(overlap)
-    if crowd not in ("class", "ignore"):
-        raise ValueError(f"crowd must be 'class' or 'ignore', got {crowd!r}")
+    crowd = Crowd.parse(crowd)
     rles = _rles(annotations, height, width)
     areas = mask_utils.area(rles).tolist() if rles else []
     # pycocotools decodes column-major: painting the transposed (W, H) view keeps every write contiguous.
@@ -191,7 +206,7 @@ def rasterize_semantic(
     crowd_regions = []
     for i in paint_order(annotations, areas, policy, class_map):
         ann = annotations[i]
-        if crowd == "ignore" and ann.get("iscrowd", 0):
+        if crowd is Crowd.IGNORE and ann.get("iscrowd", 0):
             crowd_regions.append(rles[i])
             continue
         value = class_map.value_of(ann["category_id"])

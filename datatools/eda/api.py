@@ -75,13 +75,14 @@ def _slim(ann: dict[str, Any]) -> dict[str, Any]:
     return {k: ann[k] for k in ("id", "category_id", "segmentation", "iscrowd") if k in ann}
 
 
-def _open(ann: Path, root: Path, read_images: bool, skip_invalid: bool, workers: int | None,
+def _open(ann: Path, root: Path, read_images: bool, check_root: bool, skip_invalid: bool, workers: int | None,
           progress: bool) -> tuple[Dataset, list[Issue], tuple[int, int]]:
     """The dataset and every record problem; errors refuse it unless ``skip_invalid`` drops their records.
 
     With ``skip_invalid``, images whose file is missing or unreadable (header) are dropped here too, before the
-    pass, so that every count of the report is of the images it analysed."""
-    if read_images:
+    pass, so that every count of the report is of the images it analysed. ``check_root``: the image folder
+    must exist (it is read, or the user named it)."""
+    if check_root:
         require_folder(root, hint="(pass --no-images for an annotation-only report)")
     coco = read_coco_json(ann)
     issues = validate_records(coco, str(ann))
@@ -202,7 +203,7 @@ def run_eda(
 
     Args:
         ann: COCO json (or use ``data``).
-        images: image root.
+        images: image root (not needed without ``read_images``; checked when given).
         data: dataset folder written by datatools.
         out: output folder; refused when it exists and is not empty, unless ``overwrite``.
         folds: a folds table (``folds.parquet``): adds per-fold class balance and a ``fold`` column.
@@ -241,8 +242,12 @@ def run_eda(
     check_output_dir(out, overwrite)
     if (meta is None) != (meta_key is None):
         raise DatatoolsError("--meta and --meta-key go together")
-    ann_path, root = resolve_input(ann, images, data)
-    ds, issues, in_file = _open(ann_path, root, read_images, skip_invalid, workers, progress)
+    if not read_images and ann is not None and images is None and data is None:  # records alone make the report
+        ann_path, root = Path(ann), Path(ann).parent
+    else:
+        ann_path, root = resolve_input(ann, images, data)
+    ds, issues, in_file = _open(ann_path, root, read_images, read_images or images is not None, skip_invalid, workers,
+                                progress)
     cm = ds.class_map()
     if policy.priority:
         cm.values_by_name(policy.priority)  # unknown class names fail before the pass

@@ -32,7 +32,7 @@ from datatools.core.classes import IGNORE_INDEX, ClassMap
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError, UnreadableFileError
 from datatools.core.imageio import MaskFormat, encode_mask_png, find_images
-from datatools.core.masks import OverlapPolicy, mask_to_rle, rasterize_multilabel, rasterize_semantic
+from datatools.core.masks import Crowd, OverlapPolicy, mask_to_rle, rasterize_multilabel, rasterize_semantic
 from datatools.core.parallel import parallel_map
 from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
 
@@ -57,7 +57,7 @@ class _RenderConfig:
     class_map: ClassMap
     policy: OverlapPolicy
     multilabel: bool
-    crowd: str
+    crowd: Crowd
     copy_images: bool
     palette: npt.NDArray[np.uint8] = field(compare=False)  # built once: ClassMap.palette() costs ~1 ms a call
     mask_format: MaskFormat = MaskFormat.PALETTE
@@ -91,7 +91,7 @@ def coco_to_mask_dir(
     *,
     overlap: str | OverlapPolicy = "smaller-on-top",
     multilabel: bool = False,
-    crowd: str = "class",
+    crowd: str | Crowd = Crowd.CLASS,
     copy_images: bool = True,
     mask_format: MaskFormat | str = MaskFormat.PALETTE,
     overwrite: bool = False,
@@ -123,6 +123,7 @@ def coco_to_mask_dir(
     """
     policy = OverlapPolicy.parse(overlap)
     mask_format = MaskFormat(mask_format)
+    crowd = Crowd.parse(crowd)  # options fail before any work, never in the workers
     class_map = dataset.class_map()
     if not multilabel and policy.priority:
         class_map.values_by_name(policy.priority)  # unknown class names fail before anything is written

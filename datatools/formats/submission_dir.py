@@ -20,7 +20,7 @@ from datatools.formats.mask_dir import ANN_DIR, CLASSES_FILE, IMG_DIR
 from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
 from datatools.formats.submission import iter_class_ids_csv, iter_rle_csv, write_class_ids_csv, write_rle_csv
 
-__all__ = ["SubmissionStyle", "mask_dir_to_submission", "submission_to_mask_dir"]
+__all__ = ["OLD_STYLE_NAMES", "SubmissionStyle", "mask_dir_to_submission", "submission_to_mask_dir"]
 
 
 class SubmissionStyle(str, Enum):
@@ -29,6 +29,26 @@ class SubmissionStyle(str, Enum):
 
     CLASS_IDS = "class-ids"
     RLE = "rle"
+
+    @classmethod
+    def parse(cls, value: str | SubmissionStyle) -> SubmissionStyle:
+        """A style by its name, or by the old competition names ``trash`` (class-ids) and ``xray`` (rle).
+
+        Example:
+            >>> SubmissionStyle.parse("trash")
+            <SubmissionStyle.CLASS_IDS: 'class-ids'>
+        """
+        if isinstance(value, SubmissionStyle):
+            return value
+        name = OLD_STYLE_NAMES.get(value, value)
+        try:
+            return cls(name)
+        except ValueError:
+            raise ValueError(f"unknown submission style {value!r}; choose class-ids or rle") from None
+
+
+#: The styles' former names (``train predict --submission trash|xray``), still accepted.
+OLD_STYLE_NAMES = {"trash": "class-ids", "xray": "rle"}
 
 
 def _layout(mask_dir: Path, classes: str | os.PathLike[str] | None) -> tuple[Path, Path | None, ClassMap]:
@@ -74,7 +94,7 @@ def mask_dir_to_submission(
         >>> mask_dir_to_submission("pred/", "submission.csv", "class-ids", size=256)
         624
     """
-    style = SubmissionStyle(style)
+    style = SubmissionStyle.parse(style)
     ann_dir, img_dir, class_map = _layout(Path(mask_dir), classes)
     if style is SubmissionStyle.CLASS_IDS:
         files = _masks(ann_dir, ".png")
@@ -133,7 +153,7 @@ def submission_to_mask_dir(
     files are) become one multilabel ``.npz`` of ``shape_hw``. ``mask_format``: PNGs as ``palette`` or ``gray``
     (:class:`~datatools.core.imageio.MaskFormat`). Returns the number of images written.
     """
-    style, csv, mask_format = SubmissionStyle(style), Path(csv), MaskFormat(mask_format)
+    style, csv, mask_format = SubmissionStyle.parse(style), Path(csv), MaskFormat(mask_format)
     with output_dir(out, overwrite) as tmp:
         ann = tmp / ANN_DIR
         ann.mkdir()

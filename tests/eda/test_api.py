@@ -70,8 +70,7 @@ def test_normalize_numbers_equal_numpy_over_every_pixel(tmp_path: Path) -> None:
 
 def test_no_images_needs_no_image_folder_and_keeps_the_class_numbers(tmp_path: Path) -> None:
     run_eda(ANN, VALID, out=tmp_path / "full", workers=2, progress=False, gallery=0)
-    result = run_eda(ANN, tmp_path / "elsewhere", out=tmp_path / "ann", read_images=False, workers=2,
-                     progress=False)
+    result = run_eda(ANN, None, out=tmp_path / "ann", read_images=False, workers=2, progress=False)
     images = pd.read_parquet(tmp_path / "ann" / "images.parquet")
     assert "mean_r" not in images.columns and "brightness" not in images.columns
     assert result.summary["normalize"] is None and result.summary["images_read"] is False

@@ -101,7 +101,7 @@ def test_multiclass_fit_resume_evaluate_predict_submission(tiny_multiclass: tupl
     pred = tmp_path / "pred"
     invoke("predict", "--ckpt", str(run / "best.pt"), "--ckpt", str(epoch1), "--images",
            str(val_dir / "images"), "--out", str(pred), "--tta", "hflip,vflip,rot90,scale:0.75,1", "--save-probs",
-           "--submission", "trash", "--workers", "0", "--no-progress")
+           "--submission", "class-ids", "--workers", "0", "--no-progress")
     decoded = read_class_ids_csv(pred / "submission.csv", size=256)
     assert sorted(decoded) == sorted(truths)
     for name, mask in decoded.items():
@@ -155,7 +155,7 @@ def test_multilabel_fit_evaluate_thresholds_predict_rle(tiny_multilabel: tuple[P
 
     pred = tmp_path / "pred"
     out = invoke("predict", "--ckpt", str(run / "best.pt"), "--data", str(val_dir), "--out", str(pred), "--tta",
-                 "hflip,scale:1,1.5", "--thresholds", "auto", "--val-data", str(val_dir), "--submission", "xray",
+                 "hflip,scale:1,1.5", "--thresholds", "auto", "--val-data", str(val_dir), "--submission", "rle",
                  "--workers", "0", "--no-progress")
     assert "thresholds" in out
     ds = Dataset.from_dir(val_dir)
