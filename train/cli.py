@@ -180,9 +180,9 @@ def fit_cmd(
     overlap: OverlapOpt = _D.overlap,
     aug: Annotated[Path | None, typer.Option("--aug", help="Albumentations pipeline YAML.",
                                              show_default="flips, affine, brightness/contrast")] = None,
-    lateral_pairs: Annotated[str, typer.Option("--lateral-pairs", help="Classes a flipped sample swaps: auto (pairs "
-                                               "found from names like left_x/right_x, x-L/x-R, upper_x/lower_x), "
-                                               "none, or LEFT=RIGHT,TOP=BOTTOM; kept in the checkpoint for TTA.")]
+    lateral_pairs: Annotated[str, typer.Option("--lateral-pairs", help="Classes a flip swaps: auto (from names "
+                                               "like left_x/right_x), none, or LEFT=RIGHT,TOP=BOTTOM; kept in the "
+                                               "checkpoint.")]
     = _D.lateral_pairs,
     amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only).")] = _D.amp,
     accum: Annotated[int, typer.Option("--accum", min=1, help="Batches per optimiser step.")] = _D.accum,
@@ -292,12 +292,8 @@ def predict_cmd(
     tta: TtaOpt = None,
     vote: VoteOpt = False,
     save_probs: Annotated[bool, typer.Option("--save-probs", help="Also write probs/<file_name stem>.npz per "
-                                             "image, for datatools pseudo-label --probs and later ensembling: "
-                                             "'probs' (C, S, S) mean probabilities at the model's side S "
-                                             "(multiclass: background first; multilabel: one per class; order of "
-                                             "classes.json), float16 or uint8 = round(p * 255) (--probs-dtype), "
-                                             "and 'shape_hw' (the image's height, width); resize bilinearly to "
-                                             "the image. Read with datatools_train.predict.load_probs.")] = False,
+                                             "image (for pseudo-label --probs and clean --probs; format above).")]
+    = False,
     probs_dtype: Annotated[ProbsDtype, typer.Option("--probs-dtype", help="Type of the saved probabilities.")]
     = ProbsDtype.UINT8,
     submission: SubmissionOpt = None,
@@ -316,6 +312,11 @@ def predict_cmd(
     progress: ProgressOpt = True,
 ) -> None:
     """Predict masks with one checkpoint or an ensemble, batched TTA, and a competition CSV.
+
+    --save-probs writes probs/<file_name stem>.npz per image: 'probs' (C, S, S), the mean probabilities at the
+    model's side S (multiclass: background first; multilabel: one per class; the order of classes.json), float16
+    or uint8 = round(p * 255) (--probs-dtype), and 'shape_hw' (the image's height, width); resize bilinearly to
+    the image. Read them with datatools_train.predict.load_probs.
 
     Example:
 

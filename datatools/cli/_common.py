@@ -201,8 +201,8 @@ DeviceOpt = Annotated[str, typer.Option("--device", callback=_device, help="auto
                                         "cuda or cuda:N.")]
 MaskFormatOpt = Annotated[
     MaskFormat,
-    typer.Option("--mask-format", help="Mask PNGs as palette (class colours in viewers; PIL and mmseg read the class "
-                 "values, cv2.imread reads colours) or gray (cv2.imread with IMREAD_UNCHANGED reads the values)."),
+    typer.Option("--mask-format", help="Mask PNGs: palette (PIL and mmseg read class values, cv2.imread "
+                 "colours) or gray (cv2.imread with IMREAD_UNCHANGED reads class values)."),
 ]
 
 

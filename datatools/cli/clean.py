@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from datatools.clean.findings import DEFAULT_DROP, KINDS
+from datatools.clean.findings import DEFAULT_DROP
 from datatools.clean.rules import AnnotationRules
 from datatools.cli._common import (
     AnnOpt,
@@ -43,7 +43,7 @@ def clean(
                                                show_default=False)] = None,
     ckpt: Annotated[list[Path] | None, typer.Option("--ckpt", help="One checkpoint per fold, in fold order, instead "
                                                     "of --probs: checkpoint i predicts validation fold i of --folds "
-                                                    "(needs datatools[train]).", show_default=False)] = None,
+                                                    "(needs the train extra).", show_default=False)] = None,
     folds: Annotated[Path | None, typer.Option("--folds", help="The folds table the --ckpt checkpoints were "
                                                "trained on (folds.parquet).", show_default=False)] = None,
     device: Annotated[str, typer.Option("--device", help="Torch device for --ckpt: auto, cpu, cuda or cuda:N.")
@@ -51,8 +51,8 @@ def clean(
     apply: Annotated[bool, typer.Option("--apply", help="Write a cleaned dataset into OUT/dataset and list what "
                                         "changed in OUT/removed.json.")] = False,
     drop: Annotated[str | None, typer.Option("--drop", help="Comma-separated finding kinds (or codes) --apply acts "
-                                             f"on, from: {', '.join(KINDS)} (default: {','.join(DEFAULT_DROP)}).",
-                                             show_default=False)] = None,
+                                             "on; the kinds are listed above.", show_default=",".join(DEFAULT_DROP))]
+    = None,
     as_ignore: Annotated[bool, typer.Option("--as-ignore", help="With --apply: turn flagged annotations into "
                                             "ignore regions (images[].datatools.ignore) instead of deleting them.")
                          ] = False,
@@ -74,9 +74,14 @@ def clean(
     """Find duplicates, outlier images, broken annotations and likely label errors; rank them in findings.parquet
     and report.html; with --apply, write a cleaned dataset.
 
+    Finding kinds (for --drop): duplicate-exact, duplicate-near, leak-exact, leak-near, near-constant-image,
+    outlier-image, invalid-image, invalid-annotation, invalid-category, validate-warning, validate-info,
+    degenerate, double-annotation, conflicting-label, size-outlier, label-issue, label-missing.
+
     Example:
 
-        datatools clean --ann train.json --images data/ --out clean/ --against test/ --apply
+        datatools clean --ann train.json --images data/ --out clean/ \\
+            --against test/ --apply
     """
     from datatools.clean.api import run_clean
 

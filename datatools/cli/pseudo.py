@@ -14,6 +14,7 @@ from datatools.cli._common import (
     OverwriteOpt,
     ProgressOpt,
     SeedOpt,
+    SkipInvalidOpt,
     fail,
     handle_errors,
     open_dataset,
@@ -42,10 +43,9 @@ def pseudo_label(
     images: Annotated[Path | None, typer.Option("--images", help="Image folder (alone: every image in it, "
                                                 "unlabelled), or the root of --ann.", show_default=False)] = None,
     data: DataOpt = None,
-    threshold: Annotated[float, typer.Option("--threshold", help="A pixel keeps its arg-max class when that "
-                                             "class's probability reaches this (multilabel: positive at p >= t, "
-                                             "negative at p <= 1 - t); results files: the score that makes an "
-                                             "annotation. In (0, 1].")] = _D.threshold,
+    threshold: Annotated[float, typer.Option("--threshold", help="Keep a pixel's arg-max class at this probability "
+                                             "(multilabel: p >= t positive, p <= 1 - t negative); results files: the "
+                                             "least score of an annotation. In (0, 1].")] = _D.threshold,
     class_threshold: Annotated[list[str] | None, typer.Option("--class-threshold", help="NAME=T: the threshold "
                                                               "of one class (repeatable; background too).",
                                                               show_default=False)] = None,
@@ -62,13 +62,14 @@ def pseudo_label(
     link: Annotated[bool, typer.Option("--link", help="Hard-link images into --out instead of copying them.")]
     = False,
     workers: Annotated[int | None, typer.Option("--workers", min=0, help="Processes for per-image work (--probs, "
-                                                "--predictions) or DataLoader workers (--ckpt) [default: all "
-                                                "cores / the trainer's default].", show_default=False)] = None,
+                                                "--predictions); DataLoader workers with --ckpt (default there: "
+                                                "the trainer's).", show_default="all cores")] = None,
     batch: Annotated[int, typer.Option("--batch", min=1, help="With --ckpt: images per batch.")] = 8,
     device: Annotated[str, typer.Option("--device", help="With --ckpt: auto (CUDA when available), cpu, cuda.")]
     = "auto",
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
+    skip_invalid: SkipInvalidOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
     """Pseudo-label images from checkpoints, saved probabilities or a COCO results file: a new dataset whose
@@ -76,8 +77,8 @@ def pseudo_label(
 
     Example:
 
-        datatools pseudo-label --ckpt runs/a/best.pt --ckpt runs/b/best.pt --tta hflip --images test/ \\
-            --threshold 0.9 --min-area 64 --out pseudo/
+        datatools pseudo-label --ckpt runs/a/best.pt --ckpt runs/b/best.pt \\
+            --tta hflip --images test/ --threshold 0.9 --min-area 64 --out pseudo/
 
         datatools train fit --data labelled/ --extra pseudo/ --out runs/with_pseudo
     """
@@ -99,7 +100,8 @@ def pseudo_label(
         raise fail("give the images to label: --images DIR, --ann F --images DIR, or --data DIR")
     if predictions is not None and ann is None and data is None:
         raise fail("--predictions needs the COCO dataset its image ids refer to (--ann F --images DIR or --data DIR)")
-    dataset = None if ann is None and data is None else open_dataset(ann, images, data, progress=progress)
+    dataset = None if ann is None and data is None else open_dataset(ann, images, data, skip_invalid=skip_invalid,
+                                                                                  progress=progress)
     merged = Dataset.from_dir(merge_with) if merge_with is not None else None
     source: Source
     if ckpt:

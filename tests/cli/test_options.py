@@ -147,6 +147,9 @@ BAD_VALUES: list[tuple[tuple[str, ...], str, str]] = [
     (("train", "soup"), "--device", "tpu"),
     *[((("augment", op)), option, value) for op in ("mosaic", "ricap", "copy-paste", "flip", "rotate", "albu")
       for option, value in (("--format", "gif"), ("--segmentation", "mask"))],
+    *[(("augment", op), "--lateral-pairs", "left_x") for op in ("copy-paste", "flip", "rotate", "albu")],
+    *[(command, "--mask-format", "jpeg") for command in (("convert", "masks"), ("convert", "from-submission"),
+                                                         ("train", "predict"))],
 ]
 
 
@@ -275,7 +278,8 @@ def _opts(command: Any) -> set[str]:
 def test_every_dataset_reader_takes_the_shared_options(path: tuple[str, ...]) -> None:
     opts = _opts(LEAVES[path])
     assert {"--progress", "--no-progress"} <= opts
-    if path not in {("validate",), ("folds", "check")}:  # validate reports records; check audits them all
+    # validate reports records, check audits them all, clean reports broken records as findings (--apply drops them)
+    if path not in {("validate",), ("folds", "check"), ("clean",)}:
         assert "--skip-invalid" in opts
     if "--workers" in opts and path[0] != "train":
         assert "[default: (all cores)]" in _help(path, WIDE)
@@ -329,3 +333,10 @@ def test_validate_and_convert_coco_take_no_progress(tmp_path: Path) -> None:
         result = runner.invoke(app, args)
         assert result.exit_code in (0, 1), result.output
         assert "Traceback" not in result.output and not re.search(r"\d+/\d+", result.stderr)
+
+
+def test_clean_help_lists_every_finding_kind() -> None:
+    from datatools.clean.findings import KINDS
+
+    text = " ".join(_help(("clean",), WIDE).split())
+    assert all(kind in text for kind in KINDS)
