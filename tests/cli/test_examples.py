@@ -198,7 +198,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _link_images(EXAMPLE / "valid", ws / "test", [i["file_name"] for i in test["images"]])
     _invoke("convert", "masks", "--ann", str(ws / "test.json"), "--images", str(ws / "test"), "--out",
             str(ws / "pred"), "--no-copy-images", "--workers", "1", "--no-progress")
-    (ws / "test.json").unlink()
+    _results_file(ws / "test.json", ws / "coco_instances_results.json")
     shutil.copyfile(ws / "pred" / "classes.json", ws / "classes.json")
     for csv in ("submission.csv", "output.csv"):
         _invoke("convert", "submission", "--masks", str(ws / "pred"), "--style", "rle", "--out", str(ws / csv))
@@ -226,7 +226,25 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     coco_to_polygon_json(coco, ws / "outputs_json")
     shutil.copytree(ws / "outputs_json", ws / "train" / "outputs_json")
     Dataset(polygon_json_to_coco(ws / "outputs_json", ws / "DCM"), ws / "DCM").save(ws / "xray")
+    # clean/dataset (the clean -> folds -> train loop)
+    _invoke("clean", "--ann", str(train_ann), "--images", str(ws / "data"), "--out", str(ws / "clean"), "--apply",
+            "--workers", "1", "--no-progress")
+    _invoke("folds", "--data", str(ws / "clean" / "dataset"), "--k", "5", "--seed", "42", "--out",
+            str(ws / "clean_folds"), "--no-progress")
     return ws
+
+
+def _results_file(ann: Path, out: Path) -> None:
+    """A detectron2-style COCO results file of ``ann``'s objects: RLE masks with scores, half of them confident."""
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(ann))
+    results = []
+    for k, a in enumerate(coco.loadAnns(coco.getAnnIds())):
+        rle = coco.annToRLE(a)
+        results.append({"image_id": a["image_id"], "category_id": a["category_id"], "score": 0.95 if k % 2 else 0.5,
+                        "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")}})
+    out.write_text(json.dumps(results))
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +259,16 @@ def checkpoints(workspace: Path) -> Path:
     for other in ("b", "r34_f0"):
         (workspace / "runs" / other).mkdir()
         shutil.copyfile(run / "best.pt", workspace / "runs" / other / "best.pt")
+    # saved probabilities (pred_a/, pred_b/ of test/; oof_probs/ of data/), pseudo/ and labelled/ for fit --extra
+    for name in ("pred_a", "pred_b"):
+        _invoke("train", "predict", "--ckpt", str(run / "best.pt"), "--images", str(workspace / "test"), "--save-probs",
+                "--out", str(workspace / name), "--workers", "0", "--no-progress")
+    _invoke("train", "predict", "--ckpt", str(run / "best.pt"), "--ann", str(workspace / "train.json"), "--images",
+            str(workspace / "data"), "--save-probs", "--out", str(workspace / "oof_probs"), "--workers", "0",
+            "--no-progress")
+    _invoke("pseudo-label", "--probs", str(workspace / "pred_a"), "--images", str(workspace / "test"), "--out",
+            str(workspace / "pseudo"), "--threshold", "0.5", "--no-progress")
+    (workspace / "labelled").symlink_to(workspace / "ds")
     return workspace / "runs"
 
 
@@ -252,7 +280,7 @@ VERDICT_EXIT_1 = {("validate",), ("folds", "check")}  # exit 1 is their verdict 
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_example_runs(example: str, workspace: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     args = runnable(example)
-    if args[0] == "train":
+    if args[0] in ("train", "pseudo-label") or "--probs" in args:
         request.getfixturevalue("checkpoints")
     out = args[args.index("--out") + 1] if "--out" in args else None
     skip = Path(out).parts[0] if out else None
