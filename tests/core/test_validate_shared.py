@@ -61,13 +61,9 @@ EDGE_CASES: list[tuple[str, str, list[tuple[str, str, object]]]] = [
      [("error", "empty-segmentation", 0), ("error", "empty-segmentation", 1)]),
     ("roboflow_dataset/coco/val/_annotations.coco.json", "roboflow_dataset/coco/val",
      [("error", "empty-segmentation", 1), ("error", "empty-segmentation", 2)]),
-    # not instance files: labels (no segmentation), captions (no category), panoptic (segments_info), image info
+    # not instance files: labels (no segmentation), image info (captions and panoptic are refused: below)
     ("coco_dataset/coco_labels/annotations/labels_val.json", "coco_dataset/coco_labels/images/val",
      [("error", "no-segmentation", 1), ("error", "no-segmentation", 2)]),
-    ("coco_dataset/coco_captions/annotations/captions_train.json", "coco_dataset/coco_captions/images/train",
-     [("error", "no-segmentation", 1), ("error", "unknown-category", 1)]),
-    ("coco_dataset/coco_panoptic/annotations/panoptic_train.json", "coco_dataset/coco_panoptic/images/train",
-     [("error", "missing-key", None)]),
     ("coco_dataset/coco_image_info/annotations/image_info_val.json", "coco_dataset/coco_image_info/images/val",
      [("info", "no-annotations", 40)]),
 ]
@@ -88,3 +84,12 @@ def test_every_edge_case_instance_file_is_covered(shared_data: Path) -> None:
     }
     assert len(instance_files) == 11
     assert instance_files <= covered
+
+
+@pytest.mark.parametrize(("ann", "kind"), [("coco_dataset/coco_captions/annotations/captions_train.json", "captions"),
+                                           ("coco_dataset/coco_panoptic/annotations/panoptic_train.json", "panoptic")])
+def test_captions_and_panoptic_files_are_named_not_instance_files(shared_data: Path, ann: str, kind: str) -> None:
+    from datatools.core.errors import InvalidDatasetError
+
+    with pytest.raises(InvalidDatasetError, match=f"not an instance-segmentation file: a COCO {kind} file"):
+        validate_dataset(shared_data / EDGE / ann, shared_data / EDGE / ann.rsplit("/annotations/", 1)[0], workers=1)
