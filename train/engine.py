@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from datatools.core.atomic import atomic_write_json, check_output_dir
+from datatools.core.atomic import atomic_write_json
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError, Interrupted, InvalidDatasetError
 from datatools.core.lateral import MIRROR_TRANSFORMS, find_pairs, resolve_pairs
@@ -31,6 +30,7 @@ from .losses import build_loss
 from .metrics import MetricAccumulator, Scores
 from .prior import class_prior, init_head_bias
 from .report import format_table, write_curves, write_history, write_per_class
+from .run_folder import after_failure, prepare_run_folder
 from .tta import normalize
 
 #: A best epoch within this of the all-background baseline has not learned the objects, and fit says so.
@@ -181,17 +181,6 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _prepare_out(out: Path, resume: bool, overwrite: bool, main: bool) -> dict[str, Any] | None:
-    if resume:
-        if not (out / "last.pt").is_file():
-            raise DatatoolsError(f"{out / 'last.pt'}: nothing to resume (no last.pt in the run folder)")
-        return load_checkpoint(out / "last.pt")
-    check_output_dir(out, overwrite)
-    if main and out.is_dir() and overwrite:
-        shutil.rmtree(out)
-    return None
-
-
 def fit(config: TrainConfig, train: Dataset, out: str | os.PathLike[str], *, val: Dataset | None = None,
         extra: Sequence[Dataset] = (), masks: str | os.PathLike[str] | None = None, resume: bool = False,
         overwrite: bool = False, progress: bool = True, log: Callable[[str], None] = _stderr) -> FitResult:
@@ -226,7 +215,7 @@ def fit(config: TrainConfig, train: Dataset, out: str | os.PathLike[str], *, val
     pairs = resolve_pairs(config.lateral_pairs, train.categories, str(train.source))
     build_transform(config.size, train=True, aug=config.aug, lateral=(pairs, train.class_map()))
     rt: Runtime = setup(config.device)
-    state = _prepare_out(out, resume, overwrite, rt.main)
+    state = prepare_run_folder(out, resume, overwrite, rt.main)
     existed = out.is_dir()  # empty, or (--resume) a run
     done: list[int] = [int(state["epoch"])] if state else []  # the epochs last.pt holds, as they end
     try:
@@ -235,23 +224,10 @@ def fit(config: TrainConfig, train: Dataset, out: str | os.PathLike[str], *, val
     except BaseException as exc:
         if not rt.main:
             raise
-        message = _after_failure(out, existed, done[-1] if done else 0, config.epochs)
+        message = after_failure(out, existed, done[-1] if done else 0, config.epochs)
         if isinstance(exc, KeyboardInterrupt):
             raise Interrupted(message) from None
         raise
-
-
-def _after_failure(out: Path, existed: bool, epoch: int, epochs: int) -> str:
-    """Leave a resumable run (one with ``last.pt``) or nothing, and say which."""
-    if (out / "last.pt").is_file():
-        return (f"interrupted in epoch {epoch + 1}/{epochs}; {out} holds the run up to epoch {epoch} (last.pt): "
-                f"continue it with the same `datatools train fit` command plus --resume (--out {out} --resume)")
-    if existed:
-        for child in out.iterdir():
-            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-    else:
-        shutil.rmtree(out, ignore_errors=True)
-    return f"interrupted before the first epoch ended; removed the partial run folder {out}, nothing was kept"
 
 
 def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dict[str, Any] | None,

@@ -37,13 +37,14 @@ from datatools.augment._load import (
     with_objects,
 )
 from datatools.augment._records import Segmentation, crops_to_fields, masks_to_fields
+from datatools.augment.assemble import assemble_coco
 from datatools.augment.sampling import AUTO, SourceIndex, class_shares, index_rarity, select_sources
 from datatools.augment.types import AugmentOp, ObjectRecord, OutputPlan, Sample, params_to_json
 from datatools.core.atomic import output_dir
 from datatools.core.classes import display_names
 from datatools.core.coco import write_coco_json
 from datatools.core.dataset import ANNOTATIONS_FILE, IMAGES_DIR, Dataset
-from datatools.core.errors import DatatoolsError, InvalidDatasetError
+from datatools.core.errors import DatatoolsError
 from datatools.core.imageio import encode_image
 from datatools.core.lateral import LateralPairs
 from datatools.core.parallel import default_workers, item_seed, parallel_map
@@ -54,9 +55,6 @@ __all__ = ["AugmentResult", "ImageFormat", "run_augment"]
 MAX_ROUNDS = 5
 #: without ``count``, a copy-paste target stops at this many outputs per source image
 TARGET_CAP_PER_SOURCE = 20
-
-_OWN_ANN_KEYS = {"id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd", "datatools"}
-_OWN_IMG_KEYS = {"id", "file_name", "width", "height", "datatools"}
 
 
 class ImageFormat(str, Enum):
@@ -199,10 +197,6 @@ def _render_one(ctx: _Context, item: tuple[int, OutputPlan, int]) -> dict[str, A
             "inexact": inexact}
 
 
-def _next_id(records: Sequence[Mapping[str, Any]]) -> int:
-    return max((int(r["id"]) for r in records if isinstance(r.get("id"), int)), default=0) + 1
-
-
 def _auto(config: Any) -> bool:
     """Whether the op picks the rare classes itself (``classes`` or ``prefer`` is ``auto``)."""
     return any(isinstance(getattr(config, f, None), str) and getattr(config, f).strip().lower() == AUTO
@@ -288,7 +282,7 @@ def run_augment(
         ctx = _Context(src, entry, config, tmp / IMAGES_DIR, fmt, quality, Segmentation(segmentation))
         (ctx.images_dir / entry.name).mkdir(parents=True)
         results = _run_rounds(ctx, index, count, seed, workers, progress)
-        coco = _assemble(ds, src, results, entry.name, merge)
+        coco = assemble_coco(ds, src, results, entry.name, merge)
         if merge:
             for img in src.images:
                 dst = tmp / IMAGES_DIR / img["file_name"]
@@ -393,31 +387,3 @@ def _run_rounds(ctx: _Context, index: SourceIndex, count: int | None, seed: int,
         if len(results) >= cap:
             break
     return results
-
-
-def _assemble(ds: Dataset, src: Dataset, results: list[dict[str, Any]], op: str, merge: bool) -> dict[str, Any]:
-    """The output COCO dict: source records (with ``merge``) and the new ones with fresh ids and provenance."""
-    image_id, ann_id = _next_id(ds.images), _next_id(ds.annotations)
-    by_img = {img["id"]: img for img in src.images}
-    by_ann = {a["id"]: a for a in src.annotations}
-    taken = {str(img["file_name"]) for img in src.images} if merge else set()
-    images, annotations = [], []
-    for r in results:
-        if r["file_name"] in taken:
-            raise InvalidDatasetError(f"{src.source}: a source image is already named {r['file_name']!r}; "
-                                      "write without --merge or rename it")
-        first = by_img[r["sources"][0]]
-        extra = {k: v for k, v in first.items() if k not in _OWN_IMG_KEYS}
-        images.append({"id": image_id, "file_name": r["file_name"], "width": r["width"], "height": r["height"],
-                       **extra, "datatools": {"op": op, "sources": r["sources"], "params": r["params"],
-                                              "seed": r["seed"]}})
-        for a in r["annotations"]:
-            origin = by_ann.get(a["datatools"]["source_annotation_id"], {})
-            extra = {k: v for k, v in origin.items() if k not in _OWN_ANN_KEYS}
-            annotations.append({"id": ann_id, "image_id": image_id, **a, **extra})
-            ann_id += 1
-        image_id += 1
-    if merge:
-        images = [*src.images, *images]
-        annotations = [*src.annotations, *annotations]
-    return {**ds.coco, "images": images, "annotations": annotations}

@@ -18,6 +18,7 @@ from datatools.clean.rules import AnnotationRules
 from datatools.clean.scan import ImageFacts
 from datatools.core.classes import ClassMap
 from datatools.core.issues import Issue, Severity
+from datatools.core.validate import is_hashable
 from datatools.eda.tables import modified_z, robust_outliers
 
 __all__ = ["AnnotationRules", "annotation_findings", "validate_findings"]
@@ -46,7 +47,7 @@ def validate_findings(issues: Sequence[Issue], coco: dict[str, Any], image_index
         if issue.section == "annotations" and issue.index is not None:
             ann = coco["annotations"][issue.index]
             image_id, ann_ids, extra = ann.get("image_id"), (ann.get("id"),), {"ann_index": issue.index}
-            position = image_index.get(image_id, -1) if _hashable(image_id) else -1
+            position = image_index.get(image_id, -1) if is_hashable(image_id) else -1
         elif issue.section in ("images", "file") and issue.index is not None:
             img = coco["images"][issue.index]
             image_id, file_name, position = img.get("id"), str(img.get("file_name", "")), issue.index
@@ -54,14 +55,6 @@ def validate_findings(issues: Sequence[Issue], coco: dict[str, Any], image_index
         found.append(Finding(kind, issue.code, issue.severity, score, image_id, file_name, issue.message, ann_ids,
                              image_index=position, extra=extra))
     return found
-
-
-def _hashable(value: object) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
 
 
 def _degenerate(ann: dict[str, Any], area: int, box: tuple[float, float, float, float],

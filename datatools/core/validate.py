@@ -12,7 +12,7 @@ from datatools.core.issues import Issue, Severity
 from datatools.core.paths import file_name_problem
 from datatools.core.rle_counts import string_counts
 
-__all__ = ["validate_records"]
+__all__ = ["is_hashable", "validate_records"]
 
 E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 
@@ -35,7 +35,7 @@ def _has_non_finite(value: object) -> bool:
     return False
 
 
-def _hashable(value: object) -> bool:
+def is_hashable(value: object) -> bool:
     """Whether ``value`` can be looked up in a set: a list or object where an id belongs must not crash."""
     try:
         hash(value)
@@ -204,10 +204,10 @@ def _rle_problems(segm: dict[str, Any], hw: tuple[int, int]) -> Iterator[tuple[S
 
 def _annotations(c: _Checker, sizes: dict[int, tuple[int, int]], cat_ids: set[int]) -> set[Any]:
     c.unique_ids("annotations", "duplicate-annotation-id")
-    image_ids = {img.get("id") for img in c.coco["images"] if _hashable(img.get("id"))}
+    image_ids = {img.get("id") for img in c.coco["images"] if is_hashable(img.get("id"))}
     used: set[Any] = set()
     for i, ann in enumerate(c.coco["annotations"]):
-        if _hashable(ann.get("image_id")) and ann.get("image_id") in image_ids:
+        if is_hashable(ann.get("image_id")) and ann.get("image_id") in image_ids:
             used.add(ann["image_id"])  # an image whose only annotation is broken is not "without annotations"
         if not c.required("annotations", i, ann, ("id", "image_id", "category_id")):
             continue
@@ -218,10 +218,10 @@ def _annotations(c: _Checker, sizes: dict[int, tuple[int, int]], cat_ids: set[in
         def add(sev: Severity, code: str, msg: str) -> None:
             c.add(sev, code, f"{where}: {msg}", "annotations", i, rid)  # noqa: B023
 
-        if not _hashable(ann["image_id"]) or ann["image_id"] not in image_ids:
+        if not is_hashable(ann["image_id"]) or ann["image_id"] not in image_ids:
             add(E, "unknown-image", f"image_id {ann['image_id']!r} matches no image")
             continue
-        if not _hashable(ann["category_id"]) or ann["category_id"] not in cat_ids:
+        if not is_hashable(ann["category_id"]) or ann["category_id"] not in cat_ids:
             add(E, "unknown-category", f"category_id {ann['category_id']!r} matches no category")
         if ann.get("iscrowd", 0) not in (0, 1):
             add(E, "bad-iscrowd", f"iscrowd is {ann['iscrowd']!r}, expected 0 or 1")
@@ -265,7 +265,7 @@ def validate_records(coco: dict[str, Any], file: str = "<annotations>") -> list[
     cat_ids = _categories(c)
     used = _annotations(c, sizes, cat_ids)
     for i, img in enumerate(coco["images"]):
-        if "id" in img and _hashable(img["id"]) and img["id"] not in used:
+        if "id" in img and is_hashable(img["id"]) and img["id"] not in used:
             c.add(INFO, "no-annotations", f"image id {img['id']} ({img.get('file_name')!r}) has no annotations",
                   "images", i, img["id"])
     return c.issues
