@@ -348,7 +348,7 @@ def render_plot(job: tuple[str, dict[str, Any]]) -> bytes:
     """
     import matplotlib
 
-    from datatools.eda.plots_extra import EXTRA_PLOTS
+    from datatools.eda.optional_plots import EXTRA_PLOTS
 
     name, kwargs = job
     fn = PLOTS.get(name) or EXTRA_PLOTS[name]

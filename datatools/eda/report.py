@@ -11,6 +11,7 @@ from typing import Any
 
 from datatools.core.parallel import parallel_map
 from datatools.eda._html import ReportInput, card, esc, num, pct
+from datatools.eda.optional_sections import extra_jobs, folds_section, gallery_section, meta_section, plot_name
 from datatools.eda.plots import human, render_plot
 from datatools.eda.sections import (
     class_section,
@@ -21,7 +22,6 @@ from datatools.eda.sections import (
     size_section,
     spatial_section,
 )
-from datatools.eda.sections_extra import extra_jobs, folds_section, gallery_section, meta_section, plot_name
 
 __all__ = ["REPORT_CSS", "ReportInput", "figure_jobs", "render_figures", "render_report"]
 
