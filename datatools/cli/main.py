@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from datatools import __version__
-from datatools.cli import augment, convert, folds
+from datatools.cli import augment, convert, edit, folds
 from datatools.cli._common import CommandGroup, tolerate_closed_stdout
 from datatools.cli.clean import clean
 from datatools.cli.eda import eda
@@ -52,6 +52,7 @@ def _root(
 app.command("validate")(validate)
 app.add_typer(convert.app, name="convert")
 app.command("eda")(eda)
+app.add_typer(edit.app, name="edit")
 app.add_typer(folds.app, name="folds")
 app.add_typer(augment.app, name="augment")
 app.command("clean")(clean)

@@ -24,7 +24,8 @@ import numpy.typing as npt
 from datatools.core.atomic import atomic_write_text
 from datatools.core.errors import InvalidDatasetError, UnreadableFileError
 
-__all__ = ["BACKGROUND", "IGNORE_INDEX", "ClassInfo", "ClassMap", "display_names", "plot_label", "voc_palette"]
+__all__ = ["BACKGROUND", "IGNORE_INDEX", "ClassInfo", "ClassMap", "display_names", "placeholder_category_ids",
+           "plot_label", "voc_palette"]
 
 BACKGROUND = 0
 IGNORE_INDEX = 255
@@ -73,6 +74,27 @@ def display_names(classes: Iterable[tuple[Any, str]]) -> list[str]:
     for _, name in pairs:
         counts[name] = counts.get(name, 0) + 1
     return [f"{name} (id {i})" if counts[name] > 1 and i is not None else name for i, name in pairs]
+
+
+def placeholder_category_ids(categories: Sequence[dict[str, Any]], annotations: Iterable[dict[str, Any]]
+                             ) -> list[Any]:
+    """The ids of placeholder categories: the one Roboflow exports put first (``{"id": 0, "name": "medical-waste",
+    "supercategory": "none"}``), which no annotation uses and whose name is the supercategory of every other
+    category. Its id need not be 0 (a reindexed export moves it); a dataset of one category has none.
+
+    Example:
+        >>> cats = [{"id": 0, "name": "waste", "supercategory": "none"},
+        ...         {"id": 1, "name": "mask", "supercategory": "waste"}]
+        >>> placeholder_category_ids(cats, [{"category_id": 1}])
+        [0]
+    """
+    used = {a.get("category_id") for a in annotations}
+    out = []
+    for cat in categories:
+        others = [c for c in categories if c is not cat]
+        if cat.get("id") not in used and others and all(c.get("supercategory") == cat.get("name") for c in others):
+            out.append(cat.get("id"))
+    return out
 
 
 def plot_label(label: str, max_chars: int = PLOT_LABEL_CHARS) -> str:
