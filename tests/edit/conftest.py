@@ -7,35 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from clean_builders import tree_digest
-
-from datatools.core.masks import mask_to_rle
-
-EXAMPLE = Path(__file__).parents[2] / "examples" / "medical_waste" / "train"
-DERIVED = 5  # images 1, 3, 5, 7, 9 "derived" from images 0, 2, 4, 6, 8
-
-
-def base_coco(n: int | None = None) -> dict[str, Any]:
-    """The example's first ``n`` images (all by default) and their annotations, with the additions above."""
-    coco = json.loads((EXAMPLE / "_annotations.coco.json").read_text())
-    coco["images"] = coco["images"][:n]
-    ids = {img["id"] for img in coco["images"]}
-    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in ids]
-    coco["x_custom"] = {"kept": True}
-    for k, img in enumerate(coco["images"]):
-        img["x_site"] = f"s{k % 3}"
-    for k in range(DERIVED):
-        coco["images"][2 * k + 1]["datatools"] = {"op": "flip", "sources": [coco["images"][2 * k]["id"]],
-                                                 "params": {"direction": "h"}, "seed": k}
-    img = coco["images"][10]
-    square = np.zeros((img["height"], img["width"]), dtype=bool)
-    square[10:40, 50:90] = True
-    img["datatools"] = {"ignore": [mask_to_rle(square)]}
-    for ann in coco["annotations"]:
-        ann["x_note"] = ann["id"] % 2
-    return coco
+from edit_checks import EXAMPLE, base_coco
 
 
 def _write(root: Path, coco: dict[str, Any]) -> Path:
