@@ -44,11 +44,12 @@ def _checked(parse: object) -> object:
     def callback(value: object) -> object:
         if value is None:
             return value
-        try:
-            for item in value if isinstance(value, list) else [value]:
+        for item in value if isinstance(value, list) else [value]:
+            try:
                 parse(item)  # type: ignore[operator]
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from None
+            except ValueError as exc:
+                message = str(exc)
+                raise typer.BadParameter(message if str(item) in message else f"{item!r}: {message}") from None
         return value
 
     return callback
@@ -97,8 +98,8 @@ def classes(
 
     Example:
 
-        datatools edit classes --data ds/ --drop-empty --merge 'sharps=syringe,ampoule' \\
-            --reindex --out ds_edited/
+        datatools edit classes --data ds/ --drop-empty \\
+            --merge 'sharps=syringe,ampoule' --reindex --out ds_edited/
     """
     from datatools.edit.api import write_classes
     from datatools.edit.classes import ClassEdit
@@ -210,10 +211,11 @@ def split(
 
     Example:
 
-        datatools edit split --data ds/ --ratios 0.8,0.2 --seed 0 \\
-            --group-by 'regex:^(.*)_(jpg|jpeg|png)\\.rf\\.' --out splits/
+        datatools edit split --data ds/ --ratios 0.8,0.2 --seed 0 --out splits/ \\
+            --group-by 'regex:^(.*)_(jpg|jpeg|png)\\.rf\\.'
 
-        datatools edit split --data ds/ --folds folds.parquet --fold 0 --out fold0/
+        datatools edit split --data ds/ --folds folds.parquet --fold 0 \\
+            --out fold0/
     """
     from datatools.edit.api import write_split
     from datatools.edit.split import split_by_fold, split_by_ratio

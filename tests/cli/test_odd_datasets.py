@@ -83,6 +83,12 @@ STEPS: list[tuple[str, list[str], tuple[int, ...]]] = [
     ("augment copy-paste", ["augment", "copy-paste", "{data}", "--rare", "auto", "--seed", "0", "--workers", "1",
                             "--out", "{out}/copy_paste"], (0,)),
     ("augment flip", ["augment", "flip", "{data}", "--workers", "1", "--out", "{out}/flip"], (0,)),
+    ("edit classes", ["edit", "classes", "{data}", "--drop", "id:205", "--merge", "blood=Blood bag,id:7",
+                      "--drop-empty", "--reindex", "--out", "{out}/edit_classes"], (0,)),
+    ("edit merge", ["edit", "merge", "{data}", "{data}", "--out", "{out}/edit_merge"], (0,)),
+    ("edit split", ["edit", "split", "{data}", "--ratios", "0.5,0.5", "--out", "{out}/edit_split"], (0,)),
+    ("edit subset", ["edit", "subset", "{data}", "--has-class", "_syringe $5 to $10", "--out", "{out}/edit_subset"],
+     (0,)),
     ("train fit", ["train", "fit", "{data}", "--arch", "Unet", "--encoder", "resnet18", "--weights", "none",
                    "--size", "64", "--epochs", "1", "--batch", "12", "--workers", "0", "--out", "{out}/run"], (0,)),
 ]
