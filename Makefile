@@ -17,12 +17,13 @@ $(STAMP): pyproject.toml
 TRAIN_ANN := $(EXAMPLE)/train/_annotations.coco.json
 VALID_ANN := $(EXAMPLE)/valid/_annotations.coco.json
 
-# validate -> eda -> clean -> folds -> augment -> train -> predict -> pseudo-label, on the bundled example.
+# validate -> edit (drop the placeholder class) -> eda -> clean -> folds -> augment -> train -> predict -> pseudo-label, on the bundled example.
 # Two epochs from random weights (no download): the model starts at the class prior and gets background right;
 # fit prints how its best epoch compares with the all-background baseline, and why when it is not clearly above.
 demo: $(STAMP)
 	$(DT) validate --ann $(TRAIN_ANN) --images $(EXAMPLE)/train
 	$(DT) validate --ann $(VALID_ANN) --images $(EXAMPLE)/valid
+	$(DT) edit classes --ann $(TRAIN_ANN) --images $(EXAMPLE)/train --drop-empty --out $(DEMO_OUT)/edited --overwrite
 	$(DT) eda --ann $(TRAIN_ANN) --images $(EXAMPLE)/train --out $(DEMO_OUT)/eda --overwrite
 	$(DT) clean --ann $(TRAIN_ANN) --images $(EXAMPLE)/train --against $(EXAMPLE)/valid --out $(DEMO_OUT)/clean \
 		--apply --overwrite
@@ -39,7 +40,7 @@ demo: $(STAMP)
 	$(DT) pseudo-label --ckpt $(DEMO_OUT)/run/best.pt --tta hflip --images $(EXAMPLE)/valid --threshold 0.7 \
 		--min-area 16 --out $(DEMO_OUT)/pseudo --overwrite
 	$(DT) validate --data $(DEMO_OUT)/pseudo
-	@echo "demo outputs in $(DEMO_OUT)/: eda/report.html, clean/report.html (+ clean/dataset), folds/, copy_paste/ (augmented training set),"
+	@echo "demo outputs in $(DEMO_OUT)/: edited/ (without the placeholder class), eda/report.html, clean/report.html (+ clean/dataset), folds/, copy_paste/ (augmented training set),"
 	@echo "  masks/valid/ (mask folder), run/ (checkpoints, history.csv), pred/ (masks + submission.csv),"
 	@echo "  pseudo/ (valid images pseudo-labelled as if unlabelled: train fit --extra $(DEMO_OUT)/pseudo)"
 

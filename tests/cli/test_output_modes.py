@@ -43,5 +43,6 @@ def test_data_commands_write_with_the_umask(umask: int, make_coco, tmp_path: Pat
     run("eda", *src, "--out", str(out / "eda"), "--workers", "1")
     run("folds", *src, "--k", "2", "--out", str(out / "folds"))
     run("augment", "flip", *src, "--out", str(out / "flip"), "--workers", "1")
-    assert sorted(p.name for p in out.iterdir()) == ["coco", "eda", "flip", "folds", "masks", "sub.csv"]
+    run("edit", "split", *src, "--ratios", "0.5,0.5", "--out", str(out / "split"))
+    assert sorted(p.name for p in out.iterdir()) == ["coco", "eda", "flip", "folds", "masks", "split", "sub.csv"]
     assert wrong_modes(out, umask) == []
