@@ -232,14 +232,13 @@ def split(
         raise typer.BadParameter(str(exc), param_hint="--group-by") from None
     parts = parse_ratios(ratios or "0.8,0.2")
     split_names = _names(names) if names else None
-    if split_names and folds is None and len(split_names) != len(parts):
-        raise DatatoolsError(f"--names gives {len(split_names)} names for {len(parts)} ratios")
+    if split_names and len(split_names) != (2 if folds is not None else len(parts)):
+        wanted = "--folds makes 2 splits" if folds is not None else f"--ratios makes {len(parts)} splits"
+        raise DatatoolsError(f"--names gives {len(split_names)} names but {wanted}")
     check_output_dir(out, overwrite)
     ds = open_dataset(ann, images, data, skip_invalid=skip_invalid, workers=workers, progress=progress)
     if folds is not None and fold is not None:
-        result = split_by_fold(ds, folds, fold, partial=partial_folds)
-        if split_names:
-            result.names = tuple(split_names[:2])
+        result = split_by_fold(ds, folds, fold, split_names, partial=partial_folds)
     else:
         config = FoldConfig(seed=seed, stratify=stratify, group_by=specs, max_distance=max_distance,
                             pixel_source=PixelSource.MASKS if stratify is Stratify.PIXELS else PixelSource.AREA,

@@ -139,8 +139,10 @@ def split_by_ratio(ds: Dataset, parts: Sequence[int], names: Sequence[str] | Non
     return SplitResult(names, split, groups, summary)
 
 
-def split_by_fold(ds: Dataset, folds: str | os.PathLike[str], fold: int, *, partial: bool = False) -> SplitResult:
-    """``train``: every fold but ``fold``; ``valid``: fold ``fold`` of a folds table made for ``ds``.
+def split_by_fold(ds: Dataset, folds: str | os.PathLike[str], fold: int, names: Sequence[str] | None = None, *,
+                  partial: bool = False) -> SplitResult:
+    """``train``: every fold but ``fold``; ``valid``: fold ``fold`` of a folds table made for ``ds`` (other names
+    with ``names``).
 
     Raises:
         FoldsMismatchError: the table was made for another dataset (see :mod:`datatools.core.folds_table`).
@@ -158,7 +160,7 @@ def split_by_fold(ds: Dataset, folds: str | os.PathLike[str], fold: int, *, part
     group_of = dict(zip(table["image_id"].tolist(), table["group"].astype(str).tolist(), strict=True))
     groups = [group_of.get(img["id"], "") for img in ds.images]
     labels = image_labels(ds)
-    names = ("train", "valid")
+    names = tuple(names or DEFAULT_NAMES[:2])
     summary = {"folds": str(folds), "fold": fold,
                **_shares(ds, names, split, labels.presence, labels.class_names, groups)}
     return SplitResult(names, split, groups, summary)

@@ -102,9 +102,9 @@ def test_split_by_a_fold_of_a_folds_table(base45: Path, base: Path, tmp_path: Pa
     table.to_parquet(tmp_path / "folds" / "folds.parquet", index=False)
     out = tmp_path / "s"
     invoke("edit", "split", "--data", base45, "--folds", tmp_path / "folds" / "folds.parquet", "--fold", "1",
-           "--out", out)
-    split_of = _split_of(out, ("train", "valid"))
-    assert {i for i, s in split_of.items() if s == "valid"} == set(table.loc[table["fold"] == 1, "image_id"])
+           "--names", "train,val", "--out", out)
+    split_of = _split_of(out, ("train", "val"))
+    assert {i for i, s in split_of.items() if s == "val"} == set(table.loc[table["fold"] == 1, "image_id"])
     assert {i for i, s in split_of.items() if s == "train"} == set(table.loc[table["fold"] != 1, "image_id"])
     # a table made for another dataset is refused, as by every folds reader
     other = tmp_path / "other"

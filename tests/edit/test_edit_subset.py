@@ -39,7 +39,8 @@ def test_criteria_combine_and_exclude_inverts(base: Path, tmp_path: Path) -> Non
         (["--regex", r"rf\.[0-7]", "--has-class", "syringe"],
          lambda i: re.search(r"rf\.[0-7]", i["file_name"]) is not None and i["id"] in holding),
         (["--has-class", "syringe", "--exclude"], lambda i: i["id"] not in holding),
-        (["--findings", tmp_path / "f.parquet", "--exclude"], lambda i: i["id"] not in {imgs[k]["id"] for k in (1, 2, 4)}),
+        (["--findings", tmp_path / "f.parquet", "--exclude"],
+         lambda i: i["id"] not in {imgs[k]["id"] for k in (1, 2, 4)}),
         (["--findings", tmp_path / "f.parquet", "--kinds", "duplicate-near"],
          lambda i: i["id"] in {imgs[1]["id"], imgs[4]["id"]}),
     ]
