@@ -96,6 +96,12 @@ def flagged_image_ids(ds: Dataset, findings: str | os.PathLike[str], kinds: Sequ
             raise InvalidDatasetError(f"{path}: the findings were made for another dataset: image id {image_id} is "
                                       f"{name!r} there but {names.get(image_id, 'absent')!r} in {ds.source}")
     if kinds:
+        from datatools.clean.findings import KINDS
+
+        unknown = [k for k in kinds if k not in KINDS and k not in set(table["code"].astype(str))]
+        if unknown:
+            raise InvalidDatasetError(f"{path}: --kinds: {unknown[0]!r} is neither a finding kind ({', '.join(KINDS)}) "
+                                      "nor a code in the table")
         rows = rows[rows["kind"].isin(kinds) | rows["code"].isin(kinds)]
     return set(rows["image_id"].astype("int64").tolist())
 

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from edit_checks import check_annotation_kept, check_dataset, check_image_kept, invoke, load
 
 from datatools.core.dataset import Dataset
+from datatools.edit.split import parse_ratios, split_by_ratio
 from datatools.folds import FoldConfig, assign_folds
 from datatools.folds.groups import connected_components
 
@@ -120,3 +122,27 @@ def test_too_few_groups_for_the_ratios_is_one_line(base: Path, tmp_path: Path) -
     out = tmp_path / "s"
     result = invoke("edit", "split", "--data", base, "--ratios", "0.9,0.05,0.05", "--out", out, code=2)
     assert "need 20 equal parts" in result.stderr and not out.exists()
+
+
+@pytest.mark.shared_data
+def test_real_train_split_8_1_1_keeps_roboflow_groups_and_class_shares(shared_data: Path) -> None:
+    """medical_waste train (512 images): 0.8/0.1/0.1 by Roboflow picture, shares within the folds tolerance."""
+    root = shared_data / "medical_waste" / "train"
+    ds = Dataset.load(root / "_annotations.coco.json", root, check_files=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = split_by_ratio(ds, parse_ratios("0.8,0.1,0.1"), config=FoldConfig(seed=0, group_by=(
+            "regex:" + ROBOFLOW,)))
+    groups = _reference_groups(ds.coco, ROBOFLOW)
+    for g in set(groups):
+        assert len({int(s) for s, h in zip(result.split, groups, strict=True) if h == g}) == 1
+    sizes = np.bincount(result.split, minlength=3) / len(ds.images)
+    assert np.abs(sizes - [0.8, 0.1, 0.1]).max() < 0.03
+    _, presence = _presence(ds.coco)
+    used = presence.any(axis=0)
+    dev = max(float(np.abs(presence[result.split == s][:, used].mean(axis=0) - presence[:, used].mean(axis=0)).max())
+              for s in range(3))
+    assert dev < TOLERANCE
+    assert result.summary["max_image_share_dev"] == pytest.approx(dev, abs=1e-6)
+    print(f"\nmedical_waste train 0.8/0.1/0.1: images {np.bincount(result.split).tolist()}, groups "
+          f"{len(set(groups))}, largest image-share deviation {100 * dev:.2f} points")

@@ -76,6 +76,14 @@ def test_bad_selections_are_one_line(base: Path, tmp_path: Path, args: list[str]
     assert words in result.stderr and not out.exists()
 
 
+def test_an_unknown_kind_is_refused(base: Path, tmp_path: Path) -> None:
+    _findings(tmp_path / "f.parquet", load(base), [(1, "duplicate-near")])
+    out = tmp_path / "out"
+    result = invoke("edit", "subset", "--data", base, "--findings", tmp_path / "f.parquet", "--kinds", "dupe",
+                    "--exclude", "--out", out, code=2)
+    assert "'dupe' is neither a finding kind" in result.stderr and not out.exists()
+
+
 def test_findings_of_another_dataset_are_refused(base: Path, tmp_path: Path) -> None:
     src = load(base)
     other = {"images": [dict(img, file_name="x" + img["file_name"]) for img in src["images"]]}
