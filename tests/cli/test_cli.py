@@ -38,6 +38,7 @@ def _commands() -> list[list[str]]:
     return [["validate"], ["convert", "masks"], ["convert", "coco"], ["convert", "from-masks"],
             ["convert", "polygon-json"], ["convert", "submission"], ["convert", "from-submission"],
             ["eda"], ["folds"], ["folds", "check"],
+            *[["edit", cmd] for cmd in ("classes", "merge", "split", "subset")],
             *[["augment", op] for op in ("mosaic", "ricap", "copy-paste", "flip", "rotate", "albu")],
             *[["train", cmd] for cmd in ("fit", "evaluate", "predict", "soup")]]
 
