@@ -63,8 +63,8 @@ def write_subset(ds: Dataset, out: str | os.PathLike[str], selection: Selection,
     """Write the images ``selection`` keeps (see :func:`~datatools.edit.subset.select_images`); returns the summary.
 
     Example:
-        >>> write_subset(ds, "syringes/", Selection(classes=("syringe",)))["images"]
-        21
+        >>> write_subset(ds, "syringes/", Selection(classes=("syringe",)))["images"]  # the bundled example
+        26
     """
     check_output_dir(out, overwrite)
     sub = ds.subset(select_images(ds, selection))

@@ -121,6 +121,34 @@ def _drop(coco: dict[str, Any], ids: set[Any], as_ignore: bool) -> tuple[int, in
     return dropped, ignored
 
 
+def _merge(coco: dict[str, Any], edit: ClassEdit, source: Any) -> tuple[set[Any], dict[Any, Any]]:
+    """Apply every ``--merge``; returns the relabelled annotation ids and merged category id -> target id."""
+    resolved = [(new, _ids(olds, coco["categories"], source, "--merge")) for new, olds in edit.merges]
+    seen: set[Any] = set()
+    for new, ids in resolved:  # all named against the same categories: a class may be in one merge only
+        if seen & set(ids):
+            raise InvalidDatasetError(f"{source}: --merge: a class is in two merges ({new!r})")
+        seen |= set(ids)
+    relabelled: set[Any] = set()
+    redirect: dict[Any, Any] = {}
+    for new, ids in resolved:
+        clash = [c for c in coco["categories"] if c["name"] == new and c["id"] not in ids]
+        if clash:
+            raise InvalidDatasetError(f"{source}: --merge {new!r}: another class (id {clash[0]['id']}) has that name; "
+                                      "list it on the right to merge it too, or rename it first")
+        target, others = ids[0], set(ids[1:])
+        redirect.update({i: target for i in others})
+        for cat in coco["categories"]:
+            if cat["id"] == target:
+                cat["name"] = new
+        coco["categories"] = [c for c in coco["categories"] if c["id"] not in others]
+        for ann in coco["annotations"]:
+            if ann["category_id"] in others:
+                ann["category_id"] = target
+                relabelled.add(ann["id"])
+    return relabelled, redirect
+
+
 def edit_classes(coco: dict[str, Any], edit: ClassEdit, source: Any = "dataset") -> ClassesResult:
     """Apply ``edit`` to a COCO dict.
 
@@ -148,29 +176,7 @@ def edit_classes(coco: dict[str, Any], edit: ClassEdit, source: Any = "dataset")
     drop_ids = set(_ids(edit.drops, coco["categories"], source, "--drop"))
     summary["dropped_classes"] = [c["name"] for c in coco["categories"] if c["id"] in drop_ids]
     summary["annotations_dropped"], summary["annotations_ignored"] = _drop(coco, drop_ids, edit.as_ignore)
-    relabelled: set[Any] = set()
-    seen: set[Any] = set()
-    redirect: dict[Any, Any] = {}
-    resolved = [(new, _ids(olds, coco["categories"], source, "--merge")) for new, olds in edit.merges]
-    for new, ids in resolved:
-        if seen & set(ids):
-            raise InvalidDatasetError(f"{source}: --merge: a class is in two merges ({new!r})")
-        seen |= set(ids)
-    for new, ids in resolved:
-        clash = [c for c in coco["categories"] if c["name"] == new and c["id"] not in ids]
-        if clash:
-            raise InvalidDatasetError(f"{source}: --merge {new!r}: another class (id {clash[0]['id']}) has that name; "
-                                      "list it on the right to merge it too, or rename it first")
-        target, others = ids[0], set(ids[1:])
-        redirect.update({i: target for i in others})
-        for cat in coco["categories"]:
-            if cat["id"] == target:
-                cat["name"] = new
-        coco["categories"] = [c for c in coco["categories"] if c["id"] not in others]
-        for ann in coco["annotations"]:
-            if ann["category_id"] in others:
-                ann["category_id"] = target
-                relabelled.add(ann["id"])
+    relabelled, redirect = _merge(coco, edit, source)
     for old, name in edit.renames:
         ids = resolve(old, coco["categories"], source, "--rename")  # type: ignore[arg-type]
         clash = [c for c in coco["categories"] if c["name"] == name and c["id"] not in ids]

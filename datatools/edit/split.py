@@ -108,9 +108,10 @@ def split_by_ratio(ds: Dataset, parts: Sequence[int], names: Sequence[str] | Non
         DatatoolsError: fewer groups than ``sum(parts)``, or a grouping that cannot be computed.
 
     Example:
-        >>> r = split_by_ratio(ds, parse_ratios("0.6,0.2,0.2"), config=FoldConfig(group_by=("folder",)))
-        >>> r.summary["splits"]["valid"]["images"]
-        9
+        >>> ds = Dataset.load("examples/medical_waste/train/_annotations.coco.json", "examples/medical_waste/train")
+        >>> r = split_by_ratio(ds, parse_ratios("0.6,0.2,0.2"))
+        >>> [r.summary["splits"][name]["images"] for name in r.names]
+        [27, 9, 9]
     """
     names = tuple(names or DEFAULT_NAMES[: len(parts)])
     base = config or FoldConfig()
