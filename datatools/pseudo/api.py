@@ -9,12 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from datatools.core.atomic import check_output_dir
+from datatools.core.atomic import atomic_write_text, check_output_dir
+from datatools.core.classes import display_names
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError, InvalidDatasetError
 
+from .report import labelled_pixel_shares, pick_overlays, render_overlays, render_pseudo_report
 from .rule import RuleConfig
-from .sources.base import Decision, Source, Target
+from .sources.base import MULTICLASS, Decision, Source, Target
 from .writer import DatasetWriter, ImageLabels
 
 __all__ = ["PseudoResult", "pseudo_label", "targets_from_dataset", "targets_from_folder"]
@@ -65,31 +67,62 @@ def _rule_params(rule: RuleConfig, source: Source) -> dict[str, Any]:
 
 
 class _Tally:
-    """Per-class pixel counts and per-image confident shares, for ``summary.json``."""
+    """Per-class pixel counts and per-image confident shares, for ``summary.json`` (classes by display label)."""
 
-    def __init__(self, names: tuple[str, ...]) -> None:
-        self.pixels = {n: [0, 0] for n in names}
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+        self.pixels = [[0, 0] for _ in labels]
         self.shares: list[float] = []
         self.total = 0
 
-    def add(self, labels: ImageLabels, size_hw: tuple[int, int]) -> None:
-        for name, (predicted, labelled) in labels.class_pixels.items():
-            self.pixels[name][0] += predicted
-            self.pixels[name][1] += labelled
+    def add(self, labels: ImageLabels, size_hw: tuple[int, int], written: bool) -> None:
+        """Every image's confident share; the class pixels of the written images only."""
         self.shares.append(labels.confident_share)
+        if not written:
+            return
+        for k, (predicted, labelled) in enumerate(labels.class_pixels):
+            self.pixels[k][0] += predicted
+            self.pixels[k][1] += labelled
         self.total += size_hw[0] * size_hw[1]
 
-    def summary(self) -> dict[str, Any]:
-        classes = {n: {"predicted_pixels": p, "labelled_pixels": k,
-                       "confident_share": round(k / p, 6) if p else None,
-                       "pixel_share": round(k / self.total, 6) if self.total else None}
-                   for n, (p, k) in self.pixels.items()}
+    def summary(self, labelled_set: list[float] | None) -> dict[str, Any]:
+        classes = {}
+        for k, (label, (p, n)) in enumerate(zip(self.labels, self.pixels, strict=True)):
+            classes[label] = {"predicted_pixels": p, "labelled_pixels": n,
+                              "confident_share": round(n / p, 6) if p else None,
+                              "pixel_share": round(n / self.total, 6) if self.total else None}
+            if labelled_set is not None:
+                classes[label]["labelled_set_share"] = round(labelled_set[k], 6)
         shares = np.asarray(self.shares, dtype=np.float64)
         counts = np.histogram(shares, bins=_HIST_EDGES)[0].tolist() if shares.size else []
         dist = {"mean": round(float(shares.mean()), 6), "min": round(float(shares.min()), 6),
                 "median": round(float(np.median(shares)), 6), "histogram": {"edges": _HIST_EDGES, "counts": counts}
                 } if shares.size else {}
         return {"classes": classes, "confident_share": dist}
+
+
+def _class_labels(source: Source, category_ids: tuple[int, ...]) -> list[str]:
+    """Display labels of the output channels (a name shared by two classes gets its id)."""
+    if source.mode == MULTICLASS:
+        return display_names([(None, source.names[0]), *zip(category_ids, source.names[1:], strict=True)])
+    return display_names(zip(category_ids, source.names, strict=True))
+
+
+def _labelled_set(merge_with: Dataset, mode: str, workers: int | None, progress: bool) -> list[float]:
+    """The merged labelled set's pixel share of each output channel."""
+    shares = labelled_pixel_shares(merge_with.coco, merge_with.class_map(), workers=workers, progress=progress)
+    return shares if mode == MULTICLASS else shares[1:]
+
+
+def _write_report(writer: DatasetWriter, summary: dict[str, Any], workers: int | None) -> None:
+    """``report.html`` into the staging folder: the gallery shows pseudo-labelled images only."""
+    first = len(writer.coco["images"]) - writer.added
+    shares = [float(img["datatools"]["confident_share"]) for img in writer.coco["images"][first:]]
+    positions = [first + i for i in pick_overlays(shares)]
+    jpegs = render_overlays(writer.tmp, writer.coco, positions, workers=workers)
+    overlays = [(str(writer.coco["images"][p]["file_name"]), shares[p - first], j)
+                for p, j in zip(positions, jpegs, strict=True)]
+    atomic_write_text(writer.tmp / "report.html", render_pseudo_report(summary, overlays))
 
 
 def pseudo_label(
@@ -110,7 +143,8 @@ def pseudo_label(
 
     Writes a new dataset folder: ``images/`` (copied, or hard-linked with ``link``), ``annotations.json`` (one RLE
     annotation per connected component and class, the ignore region as RLE in ``images[].datatools.ignore``,
-    provenance per image) and ``summary.json``. Everything is checked before any work; the folder appears
+    provenance per image), ``summary.json`` and ``report.html`` (its numbers, and a gallery with the ignore region
+    shown). Everything is checked before any work; the folder appears
     complete or not at all.
 
     Args:
@@ -156,11 +190,12 @@ def pseudo_label(
             raise InvalidDatasetError(f"{merge_with.source}: --merge-with categories {got} differ from the pseudo "
                                       f"labels' {want}")
     names = source.names
-    decision = Decision(source.mode, names, rule.per_channel(names), tuple(int(str(c["id"])) for c in categories),
-                        rule.min_area)
+    category_ids = tuple(int(str(c["id"])) for c in categories)
+    decision = Decision(source.mode, names, rule.per_channel(names), category_ids, rule.min_area)
     origin = source.provenance()
     params = {"predictions": origin, **_rule_params(rule, source)}
-    tally = _Tally(tuple(n for n in names))
+    tally = _Tally(_class_labels(source, category_ids))
+    labelled_set = _labelled_set(merge_with, source.mode, workers, progress) if merge_with is not None else None
     skipped: list[str] = []
     coco_extra = {k: v for k, v in dataset.coco.items() if k not in ("images", "annotations", "categories")} \
         if dataset is not None else {}
@@ -168,8 +203,9 @@ def pseudo_label(
                        coco_extra=coco_extra) as writer:
         stream = source.labels(targets, decision, rule, workers=workers, progress=progress)
         for target, labels in zip(targets, stream, strict=True):
-            tally.add(labels, target.size_hw)
-            if labels.confident_share < rule.min_confident:
+            written = labels.confident_share >= rule.min_confident
+            tally.add(labels, target.size_hw, written)
+            if not written:
                 skipped.append(target.file_name)
                 continue
             image_params = {**params, "files": labels.files} if labels.files else params
@@ -178,6 +214,7 @@ def pseudo_label(
                 "confident_share": round(labels.confident_share, 6)})
         summary = {"images": len(targets), "written": writer.added, "skipped": skipped, "source": origin,
                    "rule": _rule_params(rule, source), "merged_with": str(merge_with.source) if merge_with else None,
-                   **tally.summary()}
+                   **tally.summary(labelled_set)}
         writer.finish(summary)
+        _write_report(writer, summary, workers)
     return PseudoResult(Path(out), writer.added, skipped, summary)

@@ -39,14 +39,14 @@ class ImageLabels:
         annotations: ``category_id``, ``segmentation`` (RLE), ``area``, ``bbox``, ``iscrowd`` (no ids yet).
         ignore: the ignore region as one RLE, or None when nothing is ignored.
         confident_share: share of the image's pixels that are not ignored.
-        class_pixels: per output class name: ``[predicted pixels, labelled pixels]``.
+        class_pixels: per output channel (class), in order: ``[predicted pixels, labelled pixels]``.
         files: extra provenance of this image (e.g. sha256 of the probability files it came from).
     """
 
     annotations: list[dict[str, Any]]
     ignore: dict[str, Any] | None
     confident_share: float
-    class_pixels: dict[str, list[int]] = field(default_factory=dict)
+    class_pixels: list[list[int]] = field(default_factory=list)
     files: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -78,7 +78,7 @@ def labels_from_multiclass(labels: npt.NDArray[np.uint8], argmax: npt.NDArray[An
     ignore = labels == IGNORE_INDEX
     counts = np.bincount(labels.ravel(), minlength=256)
     predicted = np.bincount(argmax.ravel(), minlength=len(names)) if argmax is not None else counts
-    pixels = {name: [int(predicted[v]), int(counts[v])] for v, name in enumerate(names)}
+    pixels = [[int(predicted[v]), int(counts[v])] for v in range(len(names))]
     return ImageLabels(anns, mask_to_rle(ignore) if ignore.any() else None, 1.0 - float(ignore.mean()), pixels)
 
 
@@ -95,11 +95,11 @@ def labels_from_multilabel(positive: npt.NDArray[np.bool_], ignore: npt.NDArray[
         names: the plane names.
     """
     anns: list[dict[str, Any]] = []
-    pixels = {}
+    pixels = []
     for k, cat in enumerate(category_ids):
         anns += _component_annotations(positive[k], cat)
         pred = int(predicted[k].sum()) if predicted is not None else int(positive[k].sum())
-        pixels[names[k]] = [pred, int(positive[k].sum())]
+        pixels.append([pred, int(positive[k].sum())])
     return ImageLabels(anns, mask_to_rle(ignore) if ignore.any() else None, 1.0 - float(ignore.mean()), pixels)
 
 

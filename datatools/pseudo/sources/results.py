@@ -39,11 +39,11 @@ def _one(job: tuple[Target, list[dict[str, Any]]], decision: Decision, uncertain
     target, instances = job
     h, w = target.size_hw
     limit = dict(zip(decision.category_ids, decision.thresholds.tolist(), strict=True))
-    names = dict(zip(decision.category_ids, decision.names, strict=True))
+    index = {cat: k for k, cat in enumerate(decision.category_ids)}
     anns: list[dict[str, Any]] = []
     confident = np.zeros((h, w), dtype=bool)
     unsure = np.zeros((h, w), dtype=bool)
-    pixels = {n: [0, 0] for n in decision.names}
+    pixels = [[0, 0] for _ in decision.names]
     for inst in instances:
         score, cat = float(inst["score"]), int(inst["category_id"])
         if score < uncertain:
@@ -51,11 +51,11 @@ def _one(job: tuple[Target, list[dict[str, Any]]], decision: Decision, uncertain
         rle = annotation_to_rle(inst["segmentation"], h, w)
         mask = mask_utils.decode(rle).view(bool)
         area = int(mask.sum())
-        pixels[names[cat]][0] += area
+        pixels[index[cat]][0] += area
         if score >= limit[cat] and area >= decision.min_area:
             anns.append(rle_annotation(cat, _str_counts(rle)))
             confident |= mask
-            pixels[names[cat]][1] += area
+            pixels[index[cat]][1] += area
         else:
             unsure |= mask
     ignore = unsure & ~confident
