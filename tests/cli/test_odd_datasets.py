@@ -91,6 +91,9 @@ STEPS: list[tuple[str, list[str], tuple[int, ...]]] = [
      (0,)),
     ("train fit", ["train", "fit", "{data}", "--arch", "Unet", "--encoder", "resnet18", "--weights", "none",
                    "--size", "64", "--epochs", "1", "--batch", "12", "--workers", "0", "--out", "{out}/run"], (0,)),
+    ("pseudo-label", ["pseudo-label", "--ckpt", "{out}/run/best.pt", "{data}", "--threshold", "0.3", "--workers",
+                      "0", "--out", "{out}/pseudo"], (0,)),
+    ("validate pseudo", ["validate", "--data", "{out}/pseudo"], (0,)),
 ]
 
 
