@@ -126,28 +126,43 @@ def _run(*args: str) -> None:
 
 
 def label_benchmark(noisy: Path, tmp: Path, injected: dict[str, Any], args: argparse.Namespace) -> None:
-    """Out-of-fold probabilities from a small CPU model per fold, then ``clean --probs``; prints the AUROCs."""
+    """Out-of-fold probabilities from a small CPU model per fold, then ``clean --probs``; prints the AUROCs.
+
+    Resumable: a step whose ``.done`` marker is in ``tmp`` is skipped, a fit interrupted after an epoch resumes.
+    """
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
     start = time.perf_counter()
-    _run("folds", "--data", str(noisy), "--k", str(args.k), "--seed", str(args.seed), "--out", str(tmp / "folds"),
-         "--group-by", r"regex:^(.*)_(jpg|jpeg|png)\.rf\.")
+    if not (tmp / "folds" / ".done").is_file():
+        _run("folds", "--data", str(noisy), "--k", str(args.k), "--seed", str(args.seed), "--out",
+             str(tmp / "folds"), "--group-by", r"regex:^(.*)_(jpg|jpeg|png)\.rf\.", "--overwrite")
+        (tmp / "folds" / ".done").touch()
     oof = tmp / "oof"
-    oof.mkdir()
+    oof.mkdir(exist_ok=True)
     for fold in range(args.k):
-        _run("train", "fit", "--data", str(noisy), "--folds", str(tmp / "folds" / "folds.parquet"), "--fold", str(fold),
-             "--arch", "Unet", "--encoder", "resnet18", "--weights", "none", "--mode", "multiclass", "--size",
-             str(args.size), "--epochs", str(args.epochs), "--batch", "8", "--device", "cpu", "--workers", "0",
-             "--out", str(tmp / f"run{fold}"))
-        _run("train", "predict", "--ckpt", str(tmp / f"run{fold}" / "best.pt"), "--ann",
-             str(tmp / "folds" / f"val_fold{fold}.json"), "--images", str(noisy / "images"), "--save-probs",
-             "--probs-dtype", "float16", "--device", "cpu", "--out", str(tmp / f"pred{fold}"))
-        for path in (tmp / f"pred{fold}" / "probs").rglob("*.npz"):
-            dst = oof / path.relative_to(tmp / f"pred{fold}" / "probs")
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dst)
+        run, pred = tmp / f"run{fold}", tmp / f"pred{fold}"
+        if not (run / ".done").is_file():
+            again = ["--resume"] if (run / "last.pt").is_file() else ["--overwrite"]
+            _run("train", "fit", "--data", str(noisy), "--folds", str(tmp / "folds" / "folds.parquet"), "--fold",
+                 str(fold), "--arch", "Unet", "--encoder", "resnet18", "--weights", "none", "--mode", "multiclass",
+                 "--size", str(args.size), "--epochs", str(args.epochs), "--batch", "8", "--device", "cpu",
+                 "--workers", str(args.train_workers), "--out", str(run), *again)
+            (run / ".done").touch()
+            print(f"  fold {fold} trained after {time.perf_counter() - start:.0f} s", flush=True)
+        if not (pred / ".done").is_file():
+            _run("train", "predict", "--ckpt", str(run / "best.pt"), "--ann",
+                 str(tmp / "folds" / f"val_fold{fold}.json"), "--images", str(noisy / "images"), "--save-probs",
+                 "--probs-dtype", "float16", "--device", "cpu", "--workers", str(args.train_workers), "--out",
+                 str(pred), "--overwrite")
+            for path in (pred / "probs").rglob("*.npz"):
+                dst = oof / path.relative_to(pred / "probs")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, dst)
+            (pred / ".done").touch()
+            print(f"  fold {fold} predicted after {time.perf_counter() - start:.0f} s", flush=True)
     model_s = time.perf_counter() - start
+    shutil.rmtree(tmp / "labels", ignore_errors=True)
     result = run_clean(data=noisy, out=tmp / "labels", probs=oof, checks="labels", workers=args.workers,
                        progress=False, gallery=0)
     scores = pd.read_parquet(tmp / "labels" / "label_scores.parquet")
@@ -208,17 +223,27 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--labels", action="store_true", help="also score label issues with a small CPU model")
-    parser.add_argument("--k", type=int, default=2, help="folds of the out-of-fold model")
+    parser.add_argument("--k", type=int, default=3, help="folds of the out-of-fold model")
     parser.add_argument("--size", type=int, default=128, help="training side of the model")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per fold")
+    parser.add_argument("--train-workers", type=int, default=1, help="DataLoader workers of the fold models")
+    parser.add_argument("--work", type=Path, help="keep the working files here (the label run resumes from them)")
     parser.add_argument("--no-speed", action="store_true", help="skip the timing runs")
     parser.add_argument("--memory", action="store_true", help="peak memory and CPU seconds of clean and eda as "
                         "commands on N and 4N images")
     args = parser.parse_args()
     src_ann = args.data / "_annotations.coco.json"
     with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        injected = inject(src_ann, args.data, tmp / "noisy", args.seed)
+        tmp = args.work or Path(tmp_dir)
+        tmp.mkdir(parents=True, exist_ok=True)
+        if (tmp / "injected.json").is_file():
+            injected = json.loads((tmp / "injected.json").read_text(encoding="utf-8"))
+        else:
+            shutil.rmtree(tmp / "noisy", ignore_errors=True)
+            injected = inject(src_ann, args.data, tmp / "noisy", args.seed)
+            (tmp / "injected.json").write_text(json.dumps(injected), encoding="utf-8")
+        for name in ("base", "clean"):
+            shutil.rmtree(tmp / name, ignore_errors=True)
         base = run_clean(src_ann, args.data, out=tmp / "base", workers=args.workers, progress=False, gallery=0)
         noisy = run_clean(data=tmp / "noisy", out=tmp / "clean", workers=args.workers, progress=False, gallery=0)
 
@@ -280,6 +305,8 @@ def main() -> None:
         # speed: clean's image pass against eda's, interleaved, on the original images
         eda_s, clean_s, eda_wall, clean_wall = [], [], [], []
         for r in range(args.repeats):
+            for name in (f"eda{r}", f"c{r}"):
+                shutil.rmtree(tmp / name, ignore_errors=True)
             e = run_eda(src_ann, args.data, out=tmp / f"eda{r}", workers=args.workers, progress=False, gallery=0)
             c = run_clean(src_ann, args.data, out=tmp / f"c{r}", workers=args.workers, progress=False, gallery=0)
             eda_s.append(e.timings["pass"])
