@@ -120,6 +120,26 @@ def inject(src_ann: Path, src_root: Path, dst: Path, seed: int) -> dict[str, Any
     return injected
 
 
+def shrink(src: Path, dst: Path, side: int) -> None:
+    """A copy of the dataset folder ``src`` with every image resized to ``side`` x ``side`` and its annotations
+    scaled with it (the ids unchanged), so a small CPU model decodes, predicts and saves small arrays."""
+    coco = read_coco_json(src / "annotations.json")
+    (dst / "images").mkdir(parents=True)
+    for img in coco["images"]:
+        pixels = cv2.resize(read_image(src / "images" / img["file_name"]), (side, side), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(dst / "images" / img["file_name"]), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+    scale = {img["id"]: (side / img["width"], side / img["height"]) for img in coco["images"]}
+    for img in coco["images"]:
+        img["width"] = img["height"] = side
+    for a in coco["annotations"]:
+        sx, sy = scale[a["image_id"]]
+        a["segmentation"] = [[v * (sx if k % 2 == 0 else sy) for k, v in enumerate(part)] for part in a["segmentation"]]
+        x, y, w, h = a["bbox"]
+        a["bbox"], a["area"] = [x * sx, y * sy, w * sx, h * sy], a["area"] * sx * sy
+    (dst / "annotations.json").write_text(json.dumps(coco), encoding="utf-8")
+
+
 def _run(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "datatools", *args, "--no-progress"], check=True,
                    stdout=subprocess.DEVNULL)
@@ -134,6 +154,11 @@ def label_benchmark(noisy: Path, tmp: Path, injected: dict[str, Any], args: argp
     from sklearn.metrics import roc_auc_score
 
     start = time.perf_counter()
+    if args.shrink:
+        if not (tmp / "small" / "annotations.json").is_file():
+            shutil.rmtree(tmp / "small", ignore_errors=True)
+            shrink(noisy, tmp / "small", args.shrink)
+        noisy = tmp / "small"
     if not (tmp / "folds" / ".done").is_file():
         _run("folds", "--data", str(noisy), "--k", str(args.k), "--seed", str(args.seed), "--out",
              str(tmp / "folds"), "--group-by", r"regex:^(.*)_(jpg|jpeg|png)\.rf\.", "--overwrite")
@@ -146,8 +171,8 @@ def label_benchmark(noisy: Path, tmp: Path, injected: dict[str, Any], args: argp
             again = ["--resume"] if (run / "last.pt").is_file() else ["--overwrite"]
             _run("train", "fit", "--data", str(noisy), "--folds", str(tmp / "folds" / "folds.parquet"), "--fold",
                  str(fold), "--arch", "Unet", "--encoder", "resnet18", "--weights", "none", "--mode", "multiclass",
-                 "--size", str(args.size), "--epochs", str(args.epochs), "--batch", "8", "--device", "cpu",
-                 "--workers", str(args.train_workers), "--out", str(run), *again)
+                 "--size", str(args.size), "--epochs", str(args.epochs), "--batch", "8", "--lr", "1e-3",
+                 "--device", "cpu", "--workers", str(args.train_workers), "--out", str(run), *again)
             (run / ".done").touch()
             print(f"  fold {fold} trained after {time.perf_counter() - start:.0f} s", flush=True)
         if not (pred / ".done").is_file():
@@ -181,7 +206,9 @@ def label_benchmark(noisy: Path, tmp: Path, injected: dict[str, Any], args: argp
     deleted_images = {a for a in injected["deleted_images"]}
     missing_images = {f.image_id for f in result.findings if f.kind == "label-missing"}
     print(f"label issues: {args.k} folds x Unet resnet18 (no pretrained weights), {args.size} px, {args.epochs} "
-          f"epochs on CPU: {model_s:.0f} s for folds + training + out-of-fold prediction")
+          f"epochs on CPU" + (f", on the images shrunk to {args.shrink} px" if args.shrink else "")
+          + f": {model_s:.0f} s for folds + training + out-of-fold prediction (this run only: a resumed run counts "
+          "only its own part)")
     print(f"  per-annotation AUROC, injected (class flips + spurious, {int(y.sum())}) vs untouched "
           f"({int((~y).sum())}): clean {auc:.3f}, random {auc_random:.3f}, area {auc_area:.3f}")
     print(f"  precision in the top {len(positive)} label-issue findings: {len(top & positive) / max(len(top), 1):.3f}"
@@ -224,8 +251,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--labels", action="store_true", help="also score label issues with a small CPU model")
     parser.add_argument("--k", type=int, default=3, help="folds of the out-of-fold model")
-    parser.add_argument("--size", type=int, default=128, help="training side of the model")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per fold")
+    parser.add_argument("--size", type=int, default=64, help="training side of the model")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per fold")
+    parser.add_argument("--shrink", type=int, default=128, help="label run: images resized to this side first "
+                        "(0: full size)")
     parser.add_argument("--train-workers", type=int, default=1, help="DataLoader workers of the fold models")
     parser.add_argument("--work", type=Path, help="keep the working files here (the label run resumes from them)")
     parser.add_argument("--no-speed", action="store_true", help="skip the timing runs")
@@ -244,8 +273,10 @@ def main() -> None:
             (tmp / "injected.json").write_text(json.dumps(injected), encoding="utf-8")
         for name in ("base", "clean"):
             shutil.rmtree(tmp / name, ignore_errors=True)
-        base = run_clean(src_ann, args.data, out=tmp / "base", workers=args.workers, progress=False, gallery=0)
-        noisy = run_clean(data=tmp / "noisy", out=tmp / "clean", workers=args.workers, progress=False, gallery=0)
+        base = run_clean(src_ann, args.data, out=tmp / "base", workers=args.workers, progress=False, gallery=0,
+                         overwrite=True)
+        noisy = run_clean(data=tmp / "noisy", out=tmp / "clean", workers=args.workers, progress=False,
+                          gallery=0, overwrite=True)
 
         def images_of(result: Any, kinds: tuple[str, ...]) -> set[int]:
             return {f.image_id for f in result.findings if f.kind in kinds}

@@ -28,6 +28,7 @@ import numpy as np
 from datatools.clean.annotations import annotation_findings, validate_findings
 from datatools.clean.apply import Applied, apply_findings
 from datatools.clean.duplicates import OtherImages, against_findings, duplicate_findings, other_images
+from datatools.clean.encoder_outliers import encoder_features, encoder_outlier_findings, knn_distances
 from datatools.clean.findings import CHECKS, DEFAULT_DROP, KINDS, Check, Finding, sort_findings, write_findings
 from datatools.clean.label_issues import label_findings, probs_path
 from datatools.clean.oof import check_ckpt_folds, out_of_fold_probs
@@ -86,7 +87,8 @@ def parse_checks(checks: str | Iterable[str | Check] | None, probs: object) -> t
             raise DatatoolsError(f"--checks: unknown check {name!r}; choose from "
                                  f"{', '.join(c.value for c in CHECKS)}") from None
     if Check.LABELS in out and probs is None:
-        raise DatatoolsError("--checks labels needs --probs DIR (out-of-fold probabilities)")
+        raise DatatoolsError("--checks labels needs --probs DIR or --ckpt ... --folds F (out-of-fold "
+                             "probabilities)")
     return tuple(c for c in CHECKS if c in out)
 
 
@@ -99,7 +101,8 @@ def parse_drop(drop: str | Iterable[str] | None) -> tuple[str, ...]:
     if drop is None:
         return DEFAULT_DROP
     names = [n.strip() for n in (drop.split(",") if isinstance(drop, str) else drop) if n.strip()]
-    codes = {"same-pixels", "phash", "no-contrast", "empty-mask", "tiny", "sliver", "low-fill", "larger", "smaller"}
+    codes = {"same-pixels", "phash", "no-contrast", "empty-mask", "tiny", "sliver", "low-fill", "larger", "smaller",
+             "encoder-knn"}
     unknown = [n for n in names if n not in KINDS and n not in codes]
     if unknown or not names:
         raise DatatoolsError(f"--drop: unknown kind {unknown[0] if unknown else ''!r}; choose from {', '.join(KINDS)}")
@@ -185,7 +188,8 @@ def run_clean(
         against: other datasets to look for copies of this one's images in (train/test leakage).
         probs: folder of out-of-fold probabilities, one file per image (see :mod:`datatools.clean.label_issues`).
         ckpt: one checkpoint per fold instead of ``probs``: checkpoint ``i`` predicts validation fold ``i`` of
-            ``folds`` (needs the trainer, ``datatools[train]``).
+            ``folds`` (needs the trainer, ``datatools[train]``). The first one's encoder features also give the
+            ``outlier-feature`` findings (kNN distance), with or without ``folds``.
         folds: the folds table the checkpoints were trained on.
         device: torch device for ``ckpt`` (auto, cpu, cuda).
         apply: write the cleaned dataset into ``out/dataset``.
@@ -218,7 +222,10 @@ def run_clean(
         raise DatatoolsError("give --probs or --ckpt, not both")
     if folds is not None and not ckpt:
         raise DatatoolsError("--folds goes with --ckpt (one checkpoint per fold)")
-    check_list = parse_checks(checks, probs if probs is not None else (list(ckpt) or None))
+    check_list = parse_checks(checks, probs if probs is not None else (list(ckpt) if folds is not None else None))
+    for path in ckpt:
+        if not Path(path).is_file():
+            raise DatatoolsError(f"{path}: checkpoint not found")
     drop_list = parse_drop(drop)
     rules = rules or AnnotationRules()
     if as_ignore and not apply:
@@ -258,15 +265,15 @@ def run_clean(
                                                                         dir=Path(out).absolute().parent)))
             probs = out_of_fold_probs(ckpt, fold_of, recs, root, work, device=device, progress=progress)
         return _run(ann_path, root, coco, issues, cm, labels, positions, anns, recs, check_list, others, probs,
-                    probs_label, out=out, apply=apply, drop_list=drop_list, as_ignore=as_ignore,
-                    max_distance=max_distance, rules=rules, label_threshold=label_threshold, gallery=gallery,
-                    overwrite=overwrite, workers=workers, progress=progress, laps=laps, clock=clock)
+                    probs_label, str(ckpt[0]) if ckpt else None, device, out=out, apply=apply, drop_list=drop_list,
+                    as_ignore=as_ignore, max_distance=max_distance, rules=rules, label_threshold=label_threshold,
+                    gallery=gallery, overwrite=overwrite, workers=workers, progress=progress, laps=laps, clock=clock)
 
 
 def _run(ann_path: Path, root: Path, coco: dict[str, Any], issues: list[Issue], cm: ClassMap, labels: list[str],
          positions: list[int], anns: list[list[dict[str, Any]]], recs: list[dict[str, Any]],
          check_list: tuple[Check, ...], others: list[OtherImages], probs: str | os.PathLike[str] | None,
-         probs_label: Any, *,
+         probs_label: Any, feature_ckpt: str | None, device: str, *,
          out: str | os.PathLike[str], apply: bool, drop_list: tuple[str, ...], as_ignore: bool, max_distance: int,
          rules: AnnotationRules, label_threshold: float, gallery: int, overwrite: bool, workers: int | None,
          progress: bool, laps: dict[str, float], clock: float) -> CleanResult:
@@ -314,6 +321,11 @@ def _run(ann_path: Path, root: Path, coco: dict[str, Any], issues: list[Issue], 
         outliers, columns = outlier_findings(ok_recs, ok_facts)
         found += _remap(outliers, ok_pos)
         table.update(columns)
+        if feature_ckpt is not None:
+            features = encoder_features(feature_ckpt, [resolve_under(root, str(r["file_name"])) for r in ok_recs],
+                                        device=device, workers=workers, progress=progress)
+            table["knn_distance"] = knn_distances(features)
+            found += _remap(encoder_outlier_findings(ok_recs, table["knn_distance"]), ok_pos)
     if Check.ANNOTATIONS in check_list:
         found += _remap(annotation_findings(ok_recs, ok_anns, ok_facts, cm, labels, rules), ok_pos)
     scores = None
@@ -326,7 +338,7 @@ def _run(ann_path: Path, root: Path, coco: dict[str, Any], issues: list[Issue], 
     settings = {"max_distance": max_distance, "iou": rules.iou, "min_area": rules.min_area,
                 "min_thickness": rules.min_thickness, "min_fill": rules.min_fill,
                 "label_threshold": label_threshold, "against": [o.label for o in others],
-                "probs": probs_label,
+                "probs": probs_label, "features": feature_ckpt if Check.OUTLIERS in check_list else None,
                 "drop": list(drop_list) if apply else None, "as_ignore": as_ignore}
     summary = _summary(ann_path, root, coco, check_list, found, settings, applied)
     laps["checks"] = time.perf_counter() - clock - sum(laps.values())

@@ -59,6 +59,8 @@ KINDS: dict[str, KindInfo] = {
     "leak-near": KindInfo(Check.DUPLICATES, Level.IMAGE, "perceptual-hash copy of an image of an --against dataset"),
     "near-constant-image": KindInfo(Check.OUTLIERS, Level.IMAGE, "almost no contrast: a blank, black or white frame"),
     "outlier-image": KindInfo(Check.OUTLIERS, Level.IMAGE, "image statistics far from the rest (median / MAD)"),
+    "outlier-feature": KindInfo(Check.OUTLIERS, Level.IMAGE, "far from the other images in the model's encoder "
+                                "features (--ckpt; k-nearest-neighbour distance)"),
     "invalid-image": KindInfo(Check.ANNOTATIONS, Level.IMAGE, "image record or file that cannot be used"),
     "invalid-annotation": KindInfo(Check.ANNOTATIONS, Level.ANNOTATION, "annotation that cannot be rasterised"),
     "invalid-category": KindInfo(Check.ANNOTATIONS, Level.NONE, "broken category record"),

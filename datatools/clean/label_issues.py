@@ -36,7 +36,7 @@ from datatools.core.issues import Severity
 from datatools.core.masks import OverlapPolicy, rasterize_semantic
 from datatools.eda.stats import ImageJob
 
-__all__ = ["LabelFacts", "label_facts", "label_findings", "probs_path", "read_probs"]
+__all__ = ["LabelFacts", "image_label_quality", "label_facts", "label_findings", "probs_path", "read_probs"]
 
 #: Temperature of cleanlab's softmin (its default): low values let the worst pixels decide an image's score.
 SOFTMIN_TEMPERATURE = 0.1
@@ -108,10 +108,25 @@ class LabelFacts:
     missing: list[tuple[int, float, int, int, int, int, int]] = field(default_factory=list)
 
 
-def _softmin(scores: npt.NDArray[np.float32]) -> float:
-    from cleanlab.segmentation.rank import _get_label_quality_per_image
+def image_label_quality(labels: npt.NDArray[np.intp], probs: npt.NDArray[np.float32]) -> float:
+    """cleanlab's softmin label quality of one image's labelled pixels, through its public API.
 
-    return float(_get_label_quality_per_image(scores, method="softmin", temperature=SOFTMIN_TEMPERATURE))
+    ``cleanlab.segmentation.rank.get_label_quality_scores`` scores every pixel of an (H, W) image; the pixels that
+    take part (ignore pixels left out) are handed to it as one 1 x P image, which gives the same softmin.
+
+    Args:
+        labels: (P,) mask values of the pixels that take part.
+        probs: (K + 1, P) their probabilities.
+
+    Example:
+        >>> round(image_label_quality(np.array([0, 1]), np.array([[0.9, 0.5], [0.1, 0.5]], np.float32)), 3)
+        0.507
+    """
+    from cleanlab.segmentation.rank import get_label_quality_scores
+
+    scores, _ = get_label_quality_scores(labels[None, None, :], probs[None, :, None, :], method="softmin",
+                                         temperature=SOFTMIN_TEMPERATURE, verbose=False)
+    return float(scores[0])
 
 
 def label_facts(job: ImageJob, rles: list[dict[str, Any]], class_map: ClassMap, folder: str, overlap: OverlapPolicy,
@@ -129,8 +144,7 @@ def label_facts(job: ImageJob, rles: list[dict[str, Any]], class_map: ClassMap, 
     labels = rasterize_semantic(job.annotations, *hw, class_map, overlap, ignore=job.ignore)
     valid = labels != IGNORE_INDEX
     given = np.where(valid, labels, 0).astype(np.intp)
-    self_conf = np.take_along_axis(probs, given[None], axis=0)[0]
-    image_quality = _softmin(self_conf[valid]) if valid.any() else 1.0
+    image_quality = image_label_quality(given[valid], probs[:, valid]) if valid.any() else 1.0
     ann_quality = []
     for ann, rle in zip(job.annotations, rles, strict=True):
         m = mask_utils.decode(rle).astype(bool) & valid

@@ -43,7 +43,8 @@ def clean(
                                                show_default=False)] = None,
     ckpt: Annotated[list[Path] | None, typer.Option("--ckpt", help="One checkpoint per fold, in fold order, instead "
                                                     "of --probs: checkpoint i predicts validation fold i of --folds "
-                                                    "(needs the train extra).", show_default=False)] = None,
+                                                    "(needs the train extra); the first one's encoder features "
+                                                    "also flag outlier images.", show_default=False)] = None,
     folds: Annotated[Path | None, typer.Option("--folds", help="The folds table the --ckpt checkpoints were "
                                                "trained on (folds.parquet).", show_default=False)] = None,
     device: Annotated[str, typer.Option("--device", help="Torch device for --ckpt: auto, cpu, cuda or cuda:N.")
@@ -75,8 +76,8 @@ def clean(
     and report.html; with --apply, write a cleaned dataset.
 
     Finding kinds (for --drop): duplicate-exact, duplicate-near, leak-exact, leak-near, near-constant-image,
-    outlier-image, invalid-image, invalid-annotation, invalid-category, validate-warning, validate-info,
-    degenerate, double-annotation, conflicting-label, size-outlier, label-issue, label-missing.
+    outlier-image, outlier-feature, invalid-image, invalid-annotation, invalid-category, validate-warning,
+    validate-info, degenerate, double-annotation, conflicting-label, size-outlier, label-issue, label-missing.
 
     Example:
 
