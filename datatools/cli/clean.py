@@ -41,10 +41,9 @@ def clean(
                                                "<file_name stem>.npy (K+1, H, W) or .npz (train predict "
                                                "--save-probs) per image: adds the labels check.",
                                                show_default=False)] = None,
-    ckpt: Annotated[list[Path] | None, typer.Option("--ckpt", help="One checkpoint per fold, in fold order, instead "
-                                                    "of --probs: checkpoint i predicts validation fold i of --folds "
-                                                    "(needs the train extra); the first one's encoder features "
-                                                    "also flag outlier images.", show_default=False)] = None,
+    ckpt: Annotated[list[Path] | None, typer.Option("--ckpt", help="Checkpoint: with --folds, one per fold in fold "
+                                                    "order, predicting its validation fold (instead of --probs); "
+                                                    "the first one's encoder features flag outlier images.", show_default=False)] = None,
     folds: Annotated[Path | None, typer.Option("--folds", help="The folds table the --ckpt checkpoints were "
                                                "trained on (folds.parquet).", show_default=False)] = None,
     device: Annotated[str, typer.Option("--device", help="Torch device for --ckpt: auto, cpu, cuda or cuda:N.")

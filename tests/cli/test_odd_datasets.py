@@ -94,6 +94,9 @@ STEPS: list[tuple[str, list[str], tuple[int, ...]]] = [
     ("pseudo-label", ["pseudo-label", "--ckpt", "{out}/run/best.pt", "{data}", "--threshold", "0.3", "--workers",
                       "0", "--out", "{out}/pseudo"], (0,)),
     ("validate pseudo", ["validate", "--data", "{out}/pseudo"], (0,)),
+    ("clean", ["clean", "{data}", "--workers", "1", "--gallery", "2", "--apply", "--out", "{out}/clean"], (0,)),
+    ("clean --ckpt", ["clean", "{data}", "--checks", "outliers", "--ckpt", "{out}/run/best.pt", "--device", "cpu",
+                      "--workers", "1", "--gallery", "2", "--out", "{out}/clean_ckpt"], (0,)),
 ]
 
 
