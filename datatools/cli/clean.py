@@ -43,7 +43,8 @@ def clean(
                                                show_default=False)] = None,
     ckpt: Annotated[list[Path] | None, typer.Option("--ckpt", help="Checkpoint: with --folds, one per fold in fold "
                                                     "order, predicting its validation fold (instead of --probs); "
-                                                    "the first one's encoder features flag outlier images.", show_default=False)] = None,
+                                                    "the first one's encoder features flag outlier images.",
+                                                    show_default=False)] = None,
     folds: Annotated[Path | None, typer.Option("--folds", help="The folds table the --ckpt checkpoints were "
                                                "trained on (folds.parquet).", show_default=False)] = None,
     device: Annotated[str, typer.Option("--device", help="Torch device for --ckpt: auto, cpu, cuda or cuda:N.")
