@@ -15,7 +15,12 @@ small CPU model per fold (``train fit``: Unet resnet18, no pretrained weights, `
 for injected (class flips, spurious polygons) against untouched annotations is printed beside two baselines,
 a random score and the annotation's area (smaller = more suspect).
 
-Run: ``python benchmarks/clean.py [--data ../shared/data/medical_waste/train] [--seed 0] [--workers 2] [--labels]``
+With ``--features CKPT``, the injected dark / washed-out images are ranked by the encoder kNN distance of
+``clean --ckpt`` (AUROC and the top of the list).
+
+Run: ``python benchmarks/clean.py [--data ../shared/data/medical_waste/train] [--seed 0] [--workers 2] [--labels
+[--work /tmp/clean-labels] [--k 3] [--size 64] [--epochs 3] [--shrink 128]] [--features CKPT] [--memory]``;
+``--work`` keeps the working files, and a killed ``--labels`` run started again with it resumes.
 """
 
 from __future__ import annotations
