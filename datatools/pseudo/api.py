@@ -14,7 +14,6 @@ from datatools.core.classes import display_names
 from datatools.core.dataset import Dataset
 from datatools.core.errors import DatatoolsError, InvalidDatasetError
 
-from .report import labelled_pixel_shares, pick_overlays, render_overlays, render_pseudo_report
 from .rule import RuleConfig
 from .sources.base import MULTICLASS, Decision, Source, Target
 from .writer import DatasetWriter, ImageLabels
@@ -110,12 +109,16 @@ def _class_labels(source: Source, category_ids: tuple[int, ...]) -> list[str]:
 
 def _labelled_set(merge_with: Dataset, mode: str, workers: int | None, progress: bool) -> list[float]:
     """The merged labelled set's pixel share of each output channel."""
+    from .report import labelled_pixel_shares  # the report pulls in eda's HTML: imported when a report is made
+
     shares = labelled_pixel_shares(merge_with.coco, merge_with.class_map(), workers=workers, progress=progress)
     return shares if mode == MULTICLASS else shares[1:]
 
 
 def _write_report(writer: DatasetWriter, summary: dict[str, Any], workers: int | None) -> None:
     """``report.html`` into the staging folder: the gallery shows pseudo-labelled images only."""
+    from .report import pick_overlays, render_overlays, render_pseudo_report
+
     first = len(writer.coco["images"]) - writer.added
     shares = [float(img["datatools"]["confident_share"]) for img in writer.coco["images"][first:]]
     positions = [first + i for i in pick_overlays(shares)]
