@@ -9,7 +9,7 @@ image. Every sum is of integers, so the totals do not depend on how the images w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -158,6 +158,7 @@ def run_pass(
     workers: int | None = None,
     progress: bool = True,
     chunk_size: int | None = None,
+    on_start: Callable[[], object] | None = None,
 ) -> Totals:
     """Map :func:`image_stats` over the images in chunks and merge the chunks' totals as they arrive.
 
@@ -167,6 +168,8 @@ def run_pass(
         workers: processes (default: all cores).
         progress: show a progress bar (it advances a chunk at a time).
         chunk_size: images a worker folds together (default: about 32 chunks per worker, at most 16 images).
+        on_start: called once, when the first chunk is back (the workers exist): work for this process to do
+            while they run.
 
     Returns:
         The totals (``finish`` already called).
@@ -189,6 +192,9 @@ def run_pass(
         for part in parallel_imap(partial(chunk_totals, cfg=cfg), chunks, workers=workers, desc="eda: images",
                                   progress=progress, chunksize=1):
             totals.merge(part)  # folded as it arrives: nothing but the rows is held
+            if on_start is not None:
+                on_start()
+                on_start = None
     finally:
         cv2.setNumThreads(cv_threads)
     return totals.finish()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from datatools.eda.gallery import pick_gallery, source_key
 from datatools.eda.lateral import lateral_summary
 from datatools.eda.stats import ImageJob, StatsConfig, image_thumbnail
 from datatools.eda.tables import EdaTables, build_summary, build_tables, write_parquet
+from datatools.eda.warmup import start_warmup
 
 __all__ = ["EdaResult", "run_eda"]
 
@@ -144,10 +146,13 @@ def _output_task(task: tuple[str, Any]) -> bytes | None:
 
 
 def _write(out: Path, overwrite: bool, tables: dict[str, dict[str, Any]], inp: Any, thumbs: list[ImageJob],
-           cfg: StatsConfig, workers: int | None, clock: _Clock) -> None:
-    """Write everything into ``out`` at once: the tables, figures and thumbnails are made over one pool."""
+           cfg: StatsConfig, workers: int | None, clock: _Clock, warmup: threading.Thread | None = None) -> None:
+    """Write everything into ``out`` at once: the tables, figures and thumbnails are made over one pool
+    (forked once ``warmup`` has loaded its libraries)."""
     from datatools.eda.report import figure_jobs, render_report
 
+    if warmup is not None:
+        warmup.join()
     with output_dir(out, overwrite) as tmp:
         wanted = figure_jobs(inp)
         tasks: list[tuple[str, Any]] = [("tables", (str(tmp), tables))]
@@ -258,7 +263,8 @@ def run_eda(
     cfg = StatsConfig(str(root), cm, policy, read_pixels=read_images, palette=colors)
     clock.lap("records")
 
-    totals = run_pass(jobs, cfg, workers=workers, progress=progress)
+    warm: list[threading.Thread] = []  # the output phase's imports, done while the pass's workers run
+    totals = run_pass(jobs, cfg, workers=workers, progress=progress, on_start=lambda: warm.append(start_warmup()))
     clock.lap("pass")
     _refuse_file_errors(totals, skip_invalid)
 
@@ -298,5 +304,5 @@ def run_eda(
     if balance is not None:
         out_tables["fold_balance.parquet"] = balance.columns()
     thumbs = [jobs[i] for i in outliers if i not in totals.thumbnails]
-    _write(Path(out), overwrite, out_tables, report_input, thumbs, cfg, workers, clock)
+    _write(Path(out), overwrite, out_tables, report_input, thumbs, cfg, workers, clock, warm[0] if warm else None)
     return EdaResult(Path(out), summary, clock.laps)

@@ -295,15 +295,19 @@ def write_parquet(path: str | os.PathLike[str], columns: Columns) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from datatools.eda.warmup import arrays_without_pandas
+
     arrays = {}
-    for name, col in columns.items():
-        if isinstance(col, np.ndarray):
-            arrays[name] = pa.array(col)
-        elif col and all(isinstance(v, list) for v in col):
-            arrays[name] = pa.array(col, type=pa.list_(pa.string()))
-        else:
-            arrays[name] = pa.array(col)
-    pq.write_table(pa.table(arrays), str(path), compression="zstd")
+    with arrays_without_pandas():
+        for name, col in columns.items():
+            if isinstance(col, np.ndarray):
+                arrays[name] = pa.array(col)
+            elif col and all(isinstance(v, list) for v in col):
+                arrays[name] = pa.array(col, type=pa.list_(pa.string()))
+            else:
+                arrays[name] = pa.array(col)
+        table = pa.table(arrays)
+    pq.write_table(table, str(path), compression="zstd")
 
 
 def _r(value: float) -> float:
