@@ -43,6 +43,9 @@ def eda(
     = False,
     rare_threshold: RareThresholdOpt = RARE_THRESHOLD,
     gallery: Annotated[int, typer.Option("--gallery", min=0, help="Gallery images per class.")] = 4,
+    compare: Annotated[list[str] | None, typer.Option("--compare", help="Another split, [NAME=]PATH: a COCO json, a "
+                                                      "dataset folder or an images-only folder; repeatable.",
+                                                      show_default=False)] = None,
     skip_invalid: SkipInvalidOpt = False,
     workers: WorkersOpt = None,
     overwrite: OverwriteOpt = False,
@@ -54,14 +57,19 @@ def eda(
 
         datatools eda --ann train.json --images data/ --out eda/ \\
             --folds folds.parquet --meta meta.xlsx --meta-key ID
+
+        datatools eda --ann train/_annotations.coco.json --images train/ --out eda/ \\
+            --compare valid/ --compare test=test_images/
     """
     from datatools.eda.api import run_eda
+    from datatools.eda.compare import compare_lines
     from datatools.eda.lateral import lateral_lines
 
     result = run_eda(ann, images, data, out=out, folds=folds, partial_folds=partial_folds, meta=meta,
                      meta_key=meta_key, overlap=overlap,
                      read_images=not no_images, rare_threshold=rare_threshold, gallery=gallery,
-                     skip_invalid=skip_invalid, overwrite=overwrite, workers=workers, progress=progress)
+                     skip_invalid=skip_invalid, overwrite=overwrite, workers=workers, progress=progress,
+                     compare=compare or ())
     s = result.summary
     typer.echo(f"wrote {result.report} ({s['images']} images, {s['annotations']} annotations, {s['classes']} "
                f"classes; {s['problems']['error']} errors, {s['problems']['warning']} warnings)")
@@ -75,6 +83,8 @@ def eda(
                    f"annotation(s) with errors (the counts above are without them); the errors are listed under "
                    "Annotation problems in the report", err=True)
     for line in lateral_lines(s.get("lateral") or {"pairs": []}):
+        typer.echo(line)
+    for line in compare_lines(s.get("compare")):
         typer.echo(line)
     rare = s["rare"]
     absent = f"; absent (no image holds them): {', '.join(rare['absent'])}" if rare["absent"] else ""

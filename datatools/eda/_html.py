@@ -14,6 +14,7 @@ import numpy.typing as npt
 from datatools.core.issues import Issue
 from datatools.eda.accumulate import Totals
 from datatools.eda.colors import hex_color
+from datatools.eda.compare import CompareResult
 from datatools.eda.folds import FoldBalance
 from datatools.eda.meta import MetaAnalysis
 from datatools.eda.tables import EdaTables
@@ -34,6 +35,7 @@ class ReportInput:
     outliers: list[int] = field(default_factory=list)
     balance: FoldBalance | None = None
     meta: MetaAnalysis | None = None
+    compare: CompareResult | None = None
 
     @property
     def read_pixels(self) -> bool:

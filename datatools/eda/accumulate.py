@@ -56,6 +56,9 @@ class Totals:
         pixels: decoded pixels.
         issues: file problems found while reading.
         thumbnails: image position -> JPEG bytes.
+        digests: image position -> digest of its pixels (only with ``StatsConfig.fingerprint``).
+        phash: (N, 8) uint64 pHash of each image's flips/rotations (zeros where not read; N = 0 without
+            ``StatsConfig.fingerprint``).
     """
 
     n_classes: int
@@ -74,13 +77,17 @@ class Totals:
     pixels: int = 0
     issues: list[Issue] = field(default_factory=list)
     thumbnails: dict[int, bytes] = field(default_factory=dict)
+    digests: dict[int, str] = field(default_factory=dict)
+    phash: npt.NDArray[np.uint64] = field(default_factory=lambda: _empty((0, 8), np.uint64))
+    fingerprints: bool = False
     _parts: dict[str, list[npt.NDArray]] = field(default_factory=dict, repr=False)  # type: ignore[type-arg]
 
     @classmethod
-    def empty(cls, n_classes: int, heat_size: int, policies: Sequence[str]) -> Totals:
+    def empty(cls, n_classes: int, heat_size: int, policies: Sequence[str], fingerprints: bool = False) -> Totals:
         k1 = n_classes + 1
         return cls(n_classes, heat_size, tuple(policies), np.zeros((k1, heat_size, heat_size), np.int64),
-                   np.zeros((k1, k1), np.int64), np.zeros((k1, len(SIDE_COLUMNS)), np.int64))
+                   np.zeros((k1, k1), np.int64), np.zeros((k1, len(SIDE_COLUMNS)), np.int64),
+                   fingerprints=fingerprints)
 
     def _append(self, name: str, block: npt.NDArray) -> None:  # type: ignore[type-arg]
         self._parts.setdefault(name, []).append(block)
@@ -109,6 +116,11 @@ class Totals:
             self.issues.append(stats.issue)
         if stats.thumbnail is not None:
             self.thumbnails[stats.index] = stats.thumbnail
+        if self.fingerprints:
+            hashes = (0,) * 8
+            if stats.fingerprint is not None:
+                self.digests[stats.index], hashes = stats.fingerprint
+            self._append("phash", np.array([hashes], dtype=np.uint64))
 
     def merge(self, other: Totals) -> None:
         """Fold in the finished totals of the images that follow (call in image order)."""
@@ -122,14 +134,17 @@ class Totals:
         self.pixels += other.pixels
         self.issues.extend(other.issues)
         self.thumbnails.update(other.thumbnails)
+        self.digests.update(other.digests)
+        if self.fingerprints:
+            self._append("phash", other.phash)
 
     def finish(self) -> Totals:
         """Stack the rows added so far into the row arrays."""
         widths = {"class_px": (self.n_classes + 2,), "overlap_rows": (2 + len(self.policies),), "ann_px": (),
-                  "ann_bbox_xywh": (4,), "pixel_table": (len(PIXEL_COLUMNS),)}
+                  "ann_bbox_xywh": (4,), "pixel_table": (len(PIXEL_COLUMNS),), "phash": (8,)}
         for name, width in widths.items():
             parts = self._parts.pop(name, [])
-            dtype = np.float64 if name in ("ann_bbox_xywh", "pixel_table") else np.int64
+            dtype = {"ann_bbox_xywh": np.float64, "pixel_table": np.float64, "phash": np.uint64}.get(name, np.int64)
             setattr(self, name, np.concatenate(parts) if parts else np.zeros((0, *width), dtype))
         return self
 
@@ -145,7 +160,8 @@ class Totals:
 
 def chunk_totals(jobs: Sequence[ImageJob], cfg: StatsConfig) -> Totals:
     """:func:`image_stats` of consecutive images, folded into finished totals (what a worker sends back)."""
-    totals = Totals.empty(len(cfg.class_map), cfg.heat_size, [str(p) for p in compared_policies(cfg.overlap)])
+    totals = Totals.empty(len(cfg.class_map), cfg.heat_size, [str(p) for p in compared_policies(cfg.overlap)],
+                          cfg.fingerprint)
     for job in jobs:
         totals.add(image_stats(job, cfg))
     return totals.finish()
@@ -179,7 +195,8 @@ def run_pass(
         >>> totals.class_px.shape == (len(jobs), len(ds.class_map()) + 2)
         True
     """
-    totals = Totals.empty(len(cfg.class_map), cfg.heat_size, [str(p) for p in compared_policies(cfg.overlap)])
+    totals = Totals.empty(len(cfg.class_map), cfg.heat_size, [str(p) for p in compared_policies(cfg.overlap)],
+                          cfg.fingerprint)
     n_workers = max(1, default_workers() if workers is None else workers)
     # small chunks, so no worker sits idle at the end; big enough that the parent has little to do per image
     size = chunk_size or max(1, min(16, len(jobs) // (n_workers * 32)))

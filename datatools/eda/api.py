@@ -10,6 +10,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from datatools.core.validate import validate_records
 from datatools.core.validate_files import validate_files
 from datatools.eda.accumulate import Totals, run_pass
 from datatools.eda.colors import class_colors
+from datatools.eda.compare import CompareSpec, SplitData, compare_splits, parse_compare, split_name, unlabelled_coco
 from datatools.eda.gallery import pick_gallery, source_key
 from datatools.eda.lateral import lateral_summary
 from datatools.eda.stats import ImageJob, StatsConfig, image_thumbnail
@@ -118,6 +120,36 @@ def _plan(ds: Dataset, cm: ClassMap, read_images: bool, gallery: int) -> tuple[l
     return jobs, picks
 
 
+def _open_compared(specs: list[CompareSpec], policy: OverlapPolicy, skip_invalid: bool, workers: int | None,
+                   progress: bool) -> list[tuple[CompareSpec, Dataset, list[Issue]]]:
+    """The records of every ``--compare`` split, checked before any image is read."""
+    opened = []
+    for spec in specs:
+        if spec.ann is None:
+            root = require_folder(spec.root)
+            opened.append((spec, Dataset(unlabelled_coco(root), root, None), []))
+        else:
+            ds, issues, _ = _open(spec.ann, spec.root, True, True, skip_invalid, workers, progress)
+            if policy.priority:
+                ds.class_map().values_by_name(policy.priority)
+            opened.append((spec, ds, issues))
+    return opened
+
+
+def _compared_pass(opened: list[tuple[CompareSpec, Dataset, list[Issue]]], policy: OverlapPolicy,
+                   skip_invalid: bool, workers: int | None, progress: bool) -> list[SplitData]:
+    """eda's image pass over each ``--compare`` split, with the images' fingerprints."""
+    splits = []
+    for spec, ds, _ in opened:
+        cm = ds.class_map()
+        jobs, _ = _plan(ds, cm, True, 0)
+        cfg = StatsConfig(str(ds.image_root), cm, policy, fingerprint=True)
+        totals = run_pass(jobs, cfg, workers=workers, progress=progress)
+        _refuse_file_errors(totals, skip_invalid)
+        splits.append(SplitData(spec.name, ds, cm, totals, labelled=spec.ann is not None))
+    return splits
+
+
 def _outliers(tables: EdaTables) -> list[int]:
     """Positions of the brightness or contrast outliers to show, the most extreme first."""
     img = tables.images
@@ -203,6 +235,7 @@ def run_eda(
     overwrite: bool = False,
     workers: int | None = None,
     progress: bool = True,
+    compare: Sequence[str | CompareSpec] = (),
 ) -> EdaResult:
     """Write the EDA of a dataset: ``report.html``, ``summary.json``, ``images/annotations/classes.parquet``.
 
@@ -225,6 +258,9 @@ def run_eda(
         overwrite: replace a non-empty ``out``.
         workers: processes for the image pass (default: all cores).
         progress: show progress bars.
+        compare: other splits to compare with this one (``[NAME=]PATH``, see
+            :func:`datatools.eda.compare.parse_compare`): class shares, feature distributions and leakage in a
+            Splits section, ``summary.json["compare"]`` and ``leakage.parquet``. Needs ``read_images``.
 
     Returns:
         The output folder and the summary.
@@ -247,6 +283,9 @@ def run_eda(
     check_output_dir(out, overwrite)
     if (meta is None) != (meta_key is None):
         raise DatatoolsError("--meta and --meta-key go together")
+    specs = [c if isinstance(c, CompareSpec) else parse_compare(str(c)) for c in compare]
+    if specs and not read_images:
+        raise DatatoolsError("--compare reads the images (leakage, image statistics): drop --no-images")
     if not read_images and ann is not None and images is None and data is None:  # records alone make the report
         ann_path, root = Path(ann), Path(ann).parent
     else:
@@ -259,9 +298,15 @@ def run_eda(
     labels, colors = cm.display_names(), class_colors(len(cm))
     meta_table = read_meta(meta, meta_key) if meta is not None and meta_key is not None else None
     fold_info = folds_of_images(folds, ds, partial=partial_folds) if folds is not None else None
+    names = [split_name(ann_path)] + [s.name for s in specs]
+    if len(set(names)) < len(names):
+        raise DatatoolsError(f"--compare: two splits are named alike ({', '.join(names)}); name them: NAME=PATH")
+    opened = _open_compared(specs, policy, skip_invalid, workers, progress)
     jobs, picks = _plan(ds, cm, read_images, gallery)
-    cfg = StatsConfig(str(root), cm, policy, read_pixels=read_images, palette=colors)
+    cfg = StatsConfig(str(root), cm, policy, read_pixels=read_images, palette=colors, fingerprint=bool(specs))
     clock.lap("records")
+    others = _compared_pass(opened, policy, skip_invalid, workers, progress)  # before the warm-up thread starts
+    clock.lap("compared")
 
     warm: list[threading.Thread] = []  # the output phase's imports, done while the pass's workers run
     totals = run_pass(jobs, cfg, workers=workers, progress=progress, on_start=lambda: warm.append(start_warmup()))
@@ -290,19 +335,24 @@ def run_eda(
             tables.images[f"meta_{col.name}"] = col.values
         extra["meta"] = meta_info.summary()
     extra["lateral"] = lateral_summary(totals.sides, cm, ds.categories, labels)
+    compared = compare_splits([SplitData(names[0], ds, cm, totals), *others]) if others else None
+    if compared is not None:
+        extra["compare"] = compared.summary()
     outliers = _outliers(tables) if read_images else []
     summary = build_summary(source={"annotations": str(ann_path), "images": str(root)}, tables=tables,
                             totals=totals, threshold=threshold, overlap=str(policy), read_pixels=read_images,
                             problems=_problems(issues + totals.issues), extra=extra)
     report_input = ReportInput(summary=summary, tables=tables, totals=totals, labels=labels, colors=colors,
                                issues=issues + totals.issues, dropped=len(ds.dropped), picks=picks,
-                               outliers=outliers, balance=balance, meta=meta_info)
+                               outliers=outliers, balance=balance, meta=meta_info, compare=compared)
     clock.lap("tables")
 
     out_tables = {"images.parquet": tables.images, "annotations.parquet": tables.annotations,
                   "classes.parquet": tables.classes}
     if balance is not None:
         out_tables["fold_balance.parquet"] = balance.columns()
+    if compared is not None:
+        out_tables["leakage.parquet"] = compared.leakage_columns()
     thumbs = [jobs[i] for i in outliers if i not in totals.thumbnails]
     _write(Path(out), overwrite, out_tables, report_input, thumbs, cfg, workers, clock, warm[0] if warm else None)
     return EdaResult(Path(out), summary, clock.laps)

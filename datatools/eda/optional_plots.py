@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from datatools.core.classes import plot_label
+from datatools.eda.compare_report import split_distributions
 from datatools.eda.plots import _NORMAL, _figure, _label_inches, _margins, _matrix, _png
 
 __all__ = ["EXTRA_PLOTS"]
@@ -97,4 +98,5 @@ EXTRA_PLOTS: dict[str, Callable[..., bytes]] = {
     "fold_balance": fold_balance,
     "meta_distributions": meta_distributions,
     "meta_relation": meta_relation,
+    "split_distributions": split_distributions,
 }

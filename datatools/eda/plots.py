@@ -256,7 +256,8 @@ def _ink(im: Any, value: float) -> str:
     """Black or white text, whichever reads better on the cell's colour."""
     if not np.isfinite(value):
         return "black"
-    r, g, b, _ = im.cmap(im.norm(value))
+    # a norm whose vmin equals its vmax (one distinct value) answers with an array, not a scalar
+    r, g, b = np.asarray(im.cmap(im.norm(value)), dtype=float).reshape(-1, 4)[0, :3]
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from datatools.core.parallel import parallel_map
 from datatools.eda._html import ReportInput, card, esc, num, pct
+from datatools.eda.compare_report import compare_jobs, compare_section
 from datatools.eda.optional_sections import extra_jobs, folds_section, gallery_section, meta_section, plot_name
 from datatools.eda.plots import human, render_plot
 from datatools.eda.sections import (
@@ -93,7 +94,7 @@ footer{color:var(--muted);font-size:12px;text-align:center;padding:10px 0 30px}
 def figure_jobs(inp: ReportInput) -> list[tuple[str, tuple[str, dict[str, Any]]]]:
     """Every figure of the report: ``(name in the report, (registered plot, keyword arguments))`` for
     :func:`datatools.eda.plots.render_plot`."""
-    return [(name, (plot_name(name), kwargs)) for name, kwargs in core_jobs(inp) + extra_jobs(inp)]
+    return [(name, (plot_name(name), kwargs)) for name, kwargs in core_jobs(inp) + extra_jobs(inp) + compare_jobs(inp)]
 
 
 def render_figures(inp: ReportInput, workers: int | None = None) -> dict[str, bytes]:
@@ -160,6 +161,7 @@ def render_report(inp: ReportInput, figures: dict[str, bytes], title: str | None
         ("gallery", "Gallery", gallery_section(inp)),
         ("folds", "Folds", folds_section(inp, figures)),
         ("meta", "Meta data", meta_section(inp, figures)),
+        ("splits", "Splits", compare_section(inp, figures)),
     ]
     nav = "".join(f'<a href="#{anchor}">{name}</a>' for anchor, name, body in parts if body)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -65,6 +65,7 @@ class StatsConfig:
         read_pixels: decode the images (``False``: annotation-only, no image statistics).
         heat_size: side of the per-class heat map.
         thumb_width: width of gallery thumbnails, in pixels.
+        fingerprint: also return each image's pixel digest and perceptual hash (for ``eda --compare``).
     """
 
     root: str
@@ -73,6 +74,7 @@ class StatsConfig:
     read_pixels: bool = True
     heat_size: int = HEAT_SIZE
     thumb_width: int = 320
+    fingerprint: bool = False
     palette: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros((256, 3), np.uint8), compare=False)
 
 
@@ -138,6 +140,7 @@ class ImageStats:
         pixels: image statistics, or ``None`` without ``read_pixels`` or when the file is bad.
         issue: the file's problem (missing, unreadable, another size than declared), or ``None``.
         thumbnail: JPEG bytes of the overlay thumbnail when asked for.
+        fingerprint: ``(digest of the pixels, pHash of the 8 flips/rotations)`` when asked for and read.
     """
 
     index: int
@@ -153,6 +156,7 @@ class ImageStats:
     pixels: PixelStats | None = None
     issue: Issue | None = None
     thumbnail: bytes | None = None
+    fingerprint: tuple[str, tuple[int, ...]] | None = None
 
 
 #: BT.601 luma weights (R, G, B): brightness and contrast are the mean and std of this weighted sum.
@@ -283,11 +287,16 @@ def image_stats(job: ImageJob, cfg: StatsConfig) -> ImageStats:
     boxes = mask_utils.toBbox(rles) if rles else np.zeros((0, 4))
     overlaps = find_overlaps(rles, values, np.asarray(boxes, dtype=np.float64))
 
-    image, issue, pixels = None, None, None
+    image, issue, pixels, fingerprint = None, None, None, None
     if cfg.read_pixels:
         image, issue = read_checked(job, cfg.root)
         if image is not None:
             pixels = pixel_stats(image)
+            if cfg.fingerprint:
+                from datatools.clean.scan import image_fingerprint  # the one pHash (datatools.folds.phash)
+
+                digest, phash, _ = image_fingerprint(image)
+                fingerprint = (digest, phash)
     resolved = resolve(job.annotations, rles, values, areas, job.ignore, hw, cm, cfg.overlap,
                        compared_policies(cfg.overlap), overlaps.conflicting)
     heat_values, heat = _heat(job.annotations, rles, values, hw, cfg.heat_size)
@@ -309,6 +318,7 @@ def image_stats(job: ImageJob, cfg: StatsConfig) -> ImageStats:
         pixels=pixels,
         issue=issue,
         thumbnail=thumb,
+        fingerprint=fingerprint,
     )
 
 

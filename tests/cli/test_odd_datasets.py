@@ -76,6 +76,8 @@ STEPS: list[tuple[str, list[str], tuple[int, ...]]] = [
     ("convert masks", ["convert", "masks", "{data}", "--out", "{out}/masks", "--workers", "1"], (0,)),
     ("convert coco", ["convert", "coco", "{data}", "--out", "{out}/coco", "--reindex"], (0,)),
     ("eda", ["eda", "{data}", "--out", "{out}/eda", "--workers", "1"], (0,)),
+    ("eda --compare", ["eda", "{data}", "--out", "{out}/eda_compare", "--workers", "1", "--compare", "again={odd}"],
+     (0,)),
     ("folds", ["folds", "{data}", "--k", "3", "--seed", "1", "--out", "{out}/folds"], (0,)),
     ("folds check", ["folds", "check", "--folds", "{out}/folds/folds.parquet", "{data}"], (0, 1)),
     ("augment mosaic", ["augment", "mosaic", "{data}", "-n", "4", "--size", "256", "--seed", "0", "--workers",
@@ -110,7 +112,7 @@ def test_every_data_command_survives_odd_classes_and_ids(odd: Path, tmp_path: Pa
             if part == "{data}":
                 args += data if name != "folds check" else ["--images", data[3]]
             else:
-                args.append(part.replace("{out}", str(tmp_path)))
+                args.append(part.replace("{out}", str(tmp_path)).replace("{odd}", str(odd)))
         result = _run(*args, cwd=tmp_path)
         try:
             _assert_clean(result, allowed)
