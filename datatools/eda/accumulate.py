@@ -117,7 +117,7 @@ class Totals:
         if stats.thumbnail is not None:
             self.thumbnails[stats.index] = stats.thumbnail
         if self.fingerprints:
-            hashes = (0,) * 8
+            hashes: tuple[int, ...] = (0,) * 8
             if stats.fingerprint is not None:
                 self.digests[stats.index], hashes = stats.fingerprint
             self._append("phash", np.array([hashes], dtype=np.uint64))

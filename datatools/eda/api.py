@@ -123,7 +123,7 @@ def _plan(ds: Dataset, cm: ClassMap, read_images: bool, gallery: int) -> tuple[l
 def _open_compared(specs: list[CompareSpec], policy: OverlapPolicy, skip_invalid: bool, workers: int | None,
                    progress: bool) -> list[tuple[CompareSpec, Dataset, list[Issue]]]:
     """The records of every ``--compare`` split, checked before any image is read."""
-    opened = []
+    opened: list[tuple[CompareSpec, Dataset, list[Issue]]] = []
     for spec in specs:
         if spec.ann is None:
             root = require_folder(spec.root)

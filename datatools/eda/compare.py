@@ -288,16 +288,16 @@ def compare_splits(splits: list[SplitData], max_distance: int = DEFAULT_MAX_DIST
             marks += [(i, j) for j in range(k) if diff[j] > 0 and (j == top or diff[j] >= FLAG_DIFFERENCE)]
         flagged[kind] = marks
     per_split = [s.features() for s in splits]
-    names = list(per_split[0]) + [f for f in per_split[-1] if f not in per_split[0]]
-    for feats in per_split[1:]:
+    names: list[str] = []
+    for feats in per_split:
         names += [f for f in feats if f not in names]
     features = {f: [feats.get(f, np.zeros(0)) for feats in per_split] for f in names}
     ks: dict[str, list[tuple[float, float] | None]] = {}
-    for f, values in features.items():
+    for f, samples in features.items():
         row: list[tuple[float, float] | None] = [None]
-        for v in values[1:]:
-            if len(values[0]) and len(v):
-                r = ks_2samp(values[0], v)
+        for v in samples[1:]:
+            if len(samples[0]) and len(v):
+                r = ks_2samp(samples[0], v)
                 row.append((float(r.statistic), float(r.pvalue)))
             else:
                 row.append(None)
