@@ -59,7 +59,7 @@ def eda(
             --folds folds.parquet --meta meta.xlsx --meta-key ID
 
         datatools eda --ann train/_annotations.coco.json --images train/ --out eda/ \\
-            --compare valid/ --compare test=test_images/
+            --compare valid/ --compare holdout=test/
     """
     from datatools.eda.api import run_eda
     from datatools.eda.compare import compare_lines
