@@ -59,6 +59,7 @@ class Totals:
         digests: image position -> digest of its pixels (only with ``StatsConfig.fingerprint``).
         phash: (N, 8) uint64 pHash of each image's flips/rotations (zeros where not read; N = 0 without
             ``StatsConfig.fingerprint``).
+        fingerprints: whether ``digests`` and ``phash`` are kept (``StatsConfig.fingerprint``).
     """
 
     n_classes: int
