@@ -10,6 +10,7 @@ Help texts are Rich markup: a computed default is given as ``show_default="..."`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
@@ -25,6 +26,7 @@ from typer import core as typer_core
 from typer.core import TyperGroup
 
 from datatools.core.dataset import Dataset
+from datatools.core.engine import DEFAULT_RETRIES, SCHEDULER_ENV, Engine, use_engine
 from datatools.core.errors import DatatoolsError
 from datatools.core.imageio import MaskFormat
 from datatools.core.issues import Issue
@@ -146,6 +148,16 @@ def _device(value: str) -> str:
     return value
 
 
+SCHEDULER_RE = re.compile(r"(tcp|tls|ucx)://(\[[0-9A-Fa-f:.]+\]|[^\s\[\]:/]+):\d{1,5}")
+
+
+def parse_scheduler(value: str | None) -> str | None:
+    """A Dask scheduler address ``PROTOCOL://HOST:PORT`` (tcp, tls or ucx), checked, or ``None``."""
+    if value is not None and not SCHEDULER_RE.fullmatch(value):
+        raise typer.BadParameter(f"must be an address like tcp://HOST:8786, got {value!r}")
+    return value
+
+
 AnnOpt = Annotated[Path | None, typer.Option("--ann", help="COCO instance json.", show_default=False)]
 ImagesOpt = Annotated[
     Path | None, typer.Option("--images", help="Folder that images[].file_name is relative to.", show_default=False)
@@ -160,6 +172,16 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a non-e
 WorkersOpt = Annotated[
     int | None, typer.Option("--workers", min=1, help="Processes for per-image work.", show_default="all cores")
 ]
+# --engine, --scheduler and --retries: handle_errors opens the engine around a command that takes them
+EngineOpt = Annotated[Engine, typer.Option("--engine", help="Where per-image work runs: local processes or a Dask "
+                                           "cluster (same output bytes).")]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option("--scheduler", callback=parse_scheduler, metavar="tcp://HOST:PORT",
+                 help=f"Dask scheduler for --engine dask (or ${SCHEDULER_ENV}).",
+                 show_default="a local cluster of --workers processes"),
+]
+RetriesOpt = Annotated[int, typer.Option("--retries", min=0, help="Re-runs of work whose Dask worker died.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed; the same inputs and seed give byte-identical outputs.")]
 SkipInvalidOpt = Annotated[
     bool,
@@ -286,16 +308,47 @@ def reflow_help(doc: str | None) -> str | None:
     return "\n\n".join(out)
 
 
+def _engine_of(kwargs: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
+    """The engine a command's options ask for (``engine``, ``scheduler``, ``retries``, ``workers``).
+
+    On a cluster every path option is made absolute first (workers do not share this process's working folder),
+    and those that exist (all but ``--out``) are the inputs the workers must see.
+    """
+    engine, scheduler = Engine(kwargs["engine"]), kwargs.get("scheduler")
+    if engine is Engine.LOCAL:
+        if scheduler is not None:
+            raise DatatoolsError("--scheduler: needs --engine dask")
+        return contextlib.nullcontext()
+    if scheduler is None and os.environ.get(SCHEDULER_ENV):
+        try:
+            scheduler = parse_scheduler(os.environ[SCHEDULER_ENV])
+        except typer.BadParameter as exc:
+            raise DatatoolsError(f"${SCHEDULER_ENV}: {exc.message}") from None
+    for key, value in kwargs.items():
+        if isinstance(value, Path):
+            kwargs[key] = value.absolute()
+        elif isinstance(value, list | tuple) and value and all(isinstance(v, Path) for v in value):
+            kwargs[key] = type(value)(v.absolute() for v in value)
+    paths = [v for k, v in kwargs.items() if k != "out" and isinstance(v, Path) and v.exists()]
+    return use_engine(engine, scheduler=scheduler, retries=kwargs.get("retries", DEFAULT_RETRIES),
+                      workers=kwargs.get("workers"), paths=paths)
+
+
 def handle_errors(fn: F) -> F:
     """Turn DatatoolsError into one line on stderr and exit code 2; never a traceback.
 
-    Every command goes through it, so it also gives each command its help (:func:`reflow_help`).
+    Every command goes through it, so it also gives each command its help (:func:`reflow_help`). A command that
+    takes :data:`EngineOpt` (with :data:`SchedulerOpt` and :data:`RetriesOpt`) runs inside the engine they name
+    (:func:`datatools.core.engine.use_engine`): its body needs no engine code.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            if "engine" not in kwargs:
+                return fn(*args, **kwargs)
+            with _engine_of(kwargs):
+                return fn(*args, **kwargs)
         except DatatoolsError as exc:
             raise fail(str(exc)) from None
         except KeyboardInterrupt as exc:  # an Interrupted says what was left; outputs are staged otherwise

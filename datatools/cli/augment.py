@@ -22,6 +22,7 @@ from datatools.augment.runner import AugmentResult, ImageFormat
 from datatools.cli._common import (
     AnnOpt,
     DataOpt,
+    EngineOpt,
     ImagesOpt,
     OptionalSizeOpt,
     OutOpt,
@@ -29,6 +30,8 @@ from datatools.cli._common import (
     PartialFoldsOpt,
     ProgressOpt,
     RareThresholdOpt,
+    RetriesOpt,
+    SchedulerOpt,
     SeedOpt,
     SkipInvalidOpt,
     WorkersOpt,
@@ -37,6 +40,7 @@ from datatools.cli._common import (
     parse_size_hw,
     with_option_names,
 )
+from datatools.core.engine import DEFAULT_RETRIES, Engine
 from datatools.core.errors import DatatoolsError
 from datatools.core.lateral import check_spec
 from datatools.core.rarity import RARE_THRESHOLD
@@ -176,6 +180,7 @@ def mosaic(
                                           "are dropped.")] = _D.mosaic_min_area,
     prefer: PreferOpt = None, rare_threshold: RareThresholdOpt = RARE_THRESHOLD,
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
     quality: QualityOpt = 95,
     segmentation: SegOpt = Segmentation.RLE, overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
@@ -210,6 +215,7 @@ def ricap(
                                           "are dropped.")] = _D.ricap_min_area,
     prefer: PreferOpt = None, rare_threshold: RareThresholdOpt = RARE_THRESHOLD,
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
     quality: QualityOpt = 95,
     segmentation: SegOpt = Segmentation.RLE, overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
@@ -263,6 +269,7 @@ def copy_paste(
                                               "source image")] = None,
     lateral_pairs: LateralOpt = "auto",
     seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
     quality: QualityOpt = 95,
     segmentation: SegOpt = Segmentation.RLE, overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
@@ -300,6 +307,7 @@ def flip(
     = _D.directions,
     lateral_pairs: LateralOpt = "auto",
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
     quality: QualityOpt = 95,
     segmentation: SegOpt = Segmentation.RLE, overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
@@ -339,6 +347,7 @@ def rotate(
                                           "dropped.")] = _D.rotate_min_area,
     lateral_pairs: LateralOpt = "auto",
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
     quality: QualityOpt = 95,
     segmentation: SegOpt = Segmentation.RLE, overwrite: OverwriteOpt = False, progress: ProgressOpt = True,
@@ -372,6 +381,7 @@ def albu(
                                           "dropped.")] = _D.albu_min_area,
     lateral_pairs: LateralOpt = "auto",
     count: CountOpt = None, seed: SeedOpt = 0, workers: WorkersOpt = None, folds: FoldsOpt = None,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     fold: FoldOpt = None, partial_folds: PartialFoldsOpt = False, merge: MergeOpt = False, fmt: FormatOpt = None,
     quality: QualityOpt = 95,
     segmentation: SegOpt = Segmentation.RLE, overwrite: OverwriteOpt = False, progress: ProgressOpt = True,

@@ -12,13 +12,17 @@ from datatools.clean.rules import AnnotationRules
 from datatools.cli._common import (
     AnnOpt,
     DataOpt,
+    EngineOpt,
     ImagesOpt,
     OutOpt,
     OverwriteOpt,
     ProgressOpt,
+    RetriesOpt,
+    SchedulerOpt,
     WorkersOpt,
     handle_errors,
 )
+from datatools.core.engine import DEFAULT_RETRIES, Engine
 from datatools.folds.phash import DEFAULT_MAX_DISTANCE
 
 _RULES = AnnotationRules()
@@ -69,6 +73,7 @@ def clean(
                                                    "are label issues.")] = 0.5,
     gallery: Annotated[int, typer.Option("--gallery", min=0, help="Overlays per kind in the report.")] = 12,
     workers: WorkersOpt = None,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
 ) -> None:

@@ -11,12 +11,15 @@ from datatools.cli._common import (
     AnnOpt,
     CrowdOpt,
     DataOpt,
+    EngineOpt,
     ImagesOpt,
     MaskFormatOpt,
     OutOpt,
     OverlapOpt,
     OverwriteOpt,
     ProgressOpt,
+    RetriesOpt,
+    SchedulerOpt,
     SkipInvalidOpt,
     SubmissionStyleOpt,
     WorkersOpt,
@@ -27,6 +30,7 @@ from datatools.cli._common import (
 )
 from datatools.core.classes import ClassMap
 from datatools.core.dataset import Dataset
+from datatools.core.engine import DEFAULT_RETRIES, Engine
 from datatools.core.errors import DatatoolsError
 from datatools.core.imageio import MaskFormat
 from datatools.core.masks import Crowd
@@ -54,6 +58,7 @@ def masks(
     mask_format: MaskFormatOpt = MaskFormat.PALETTE,
     skip_invalid: SkipInvalidOpt = False,
     workers: WorkersOpt = None,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
@@ -84,6 +89,7 @@ def coco(
     = False,
     skip_invalid: SkipInvalidOpt = False,
     workers: WorkersOpt = None,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
 ) -> None:

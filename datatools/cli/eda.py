@@ -10,6 +10,7 @@ import typer
 from datatools.cli._common import (
     AnnOpt,
     DataOpt,
+    EngineOpt,
     ImagesOpt,
     OutOpt,
     OverlapOpt,
@@ -17,10 +18,13 @@ from datatools.cli._common import (
     PartialFoldsOpt,
     ProgressOpt,
     RareThresholdOpt,
+    RetriesOpt,
+    SchedulerOpt,
     SkipInvalidOpt,
     WorkersOpt,
     handle_errors,
 )
+from datatools.core.engine import DEFAULT_RETRIES, Engine
 from datatools.core.rarity import RARE_THRESHOLD
 
 
@@ -48,6 +52,7 @@ def eda(
                                                       show_default=False)] = None,
     skip_invalid: SkipInvalidOpt = False,
     workers: WorkersOpt = None,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
 ) -> None:

@@ -12,10 +12,13 @@ import typer
 from datatools.cli._common import (
     AnnOpt,
     DataOpt,
+    EngineOpt,
     ImagesOpt,
     OverwriteOpt,
     PartialFoldsOpt,
     ProgressOpt,
+    RetriesOpt,
+    SchedulerOpt,
     SeedOpt,
     SkipInvalidOpt,
     WorkersOpt,
@@ -24,6 +27,7 @@ from datatools.cli._common import (
     report_dropped,
 )
 from datatools.core.dataset import Dataset
+from datatools.core.engine import DEFAULT_RETRIES, Engine
 from datatools.folds.api import FoldConfig
 from datatools.folds.labels import Stratify
 
@@ -78,6 +82,7 @@ def folds(
                                                     "their sources (leaks; warns).")] = not FoldConfig.provenance,
     skip_invalid: SkipInvalidOpt = False,
     workers: WorkersOpt = None,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
@@ -167,6 +172,7 @@ def check(
     max_distance: MaxDistanceOpt = FoldConfig.max_distance,
     partial_folds: PartialFoldsOpt = False,
     workers: WorkersOpt = None,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     progress: ProgressOpt = True,
 ) -> None:
     """Audit a split for group, exact-duplicate, provenance and near-duplicate leakage and class coverage; exit 1 on

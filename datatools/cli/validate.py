@@ -8,7 +8,19 @@ from typing import Annotated
 
 import typer
 
-from datatools.cli._common import AnnOpt, DataOpt, ImagesOpt, ProgressOpt, WorkersOpt, fail, handle_errors
+from datatools.cli._common import (
+    AnnOpt,
+    DataOpt,
+    EngineOpt,
+    ImagesOpt,
+    ProgressOpt,
+    RetriesOpt,
+    SchedulerOpt,
+    WorkersOpt,
+    fail,
+    handle_errors,
+)
+from datatools.core.engine import DEFAULT_RETRIES, Engine
 from datatools.core.errors import DatatoolsError
 from datatools.core.issues import Severity, summarize
 from datatools.validation import validate_dataset
@@ -27,6 +39,7 @@ def validate(
         bool, typer.Option("--decode/--no-decode", help="Decode every image fully to find damaged files.")
     ] = True,
     workers: WorkersOpt = None,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     progress: ProgressOpt = True,
 ) -> None:
     """Report every problem of a COCO dataset: records, segmentations and image files.

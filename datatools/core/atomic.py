@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from datatools.core.engine import share_paths
 from datatools.core.errors import OutputExistsError
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "output_dir",
@@ -119,6 +120,7 @@ def output_dir(out: str | os.PathLike[str], overwrite: bool = False) -> Iterator
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         staging.chmod(plain_mode(directory=True))  # mkdtemp's 0o700 would stay on the output folder
+        share_paths([staging], writable=True)  # on a cluster, the workers write into it
         yield staging
         if out.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))

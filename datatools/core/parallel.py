@@ -1,4 +1,8 @@
-"""Ordered parallel map over a process pool, with a progress bar and per-item seeds."""
+"""Ordered parallel map over a process pool, with a progress bar and per-item seeds.
+
+The pool is this machine's, or a Dask cluster's when the command runs with ``--engine dask``
+(:mod:`datatools.core.engine`): the same items, seeds and order either way.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from datatools.core.allocator import keep_freed_memory
+from datatools.core.engine import active_engine
 
-__all__ = ["default_workers", "guided_batches", "item_seed", "parallel_imap", "parallel_map"]
+__all__ = ["apply_job", "default_workers", "guided_batches", "item_seed", "parallel_imap", "parallel_map"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -46,10 +51,15 @@ def _init(fn: Callable[..., Any], tune: bool = False) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _call(job: tuple[int, Any, int | None]) -> Any:
+def apply_job(fn: Callable[..., Any], job: tuple[int, Any, int | None]) -> Any:
+    """``fn`` on one job ``(index, item, base seed)``: ``fn(item)``, or ``fn(item, item_seed(seed, index))``."""
     index, item, seed = job
+    return fn(item) if seed is None else fn(item, item_seed(seed, index))
+
+
+def _call(job: tuple[int, Any, int | None]) -> Any:
     assert _FN is not None
-    return _FN(item) if seed is None else _FN(item, item_seed(seed, index))
+    return apply_job(_FN, job)
 
 
 def _call_batch(batch: list[tuple[int, Any, int | None]]) -> list[Any]:
@@ -91,7 +101,8 @@ def parallel_map(
             ``seed`` is given, where the per-item seed depends only on ``seed`` and the item's index, so results
             do not depend on the number of workers.
         items: the work list; keep items small (records and paths, not pixels).
-        workers: processes to use; ``None`` means all cores, ``1`` runs in this process.
+        workers: processes to use; ``None`` means all cores, ``1`` runs in this process. On the dask engine the
+            cluster's workers are used, whatever this says.
         seed: base seed for per-item seeds, or ``None`` for functions that take no seed.
         desc: label of the progress bar (shown on stderr).
         progress: show a progress bar (only when stderr is a terminal).
@@ -134,6 +145,18 @@ def parallel_imap(
     console = Console(stderr=True)
     # bars are for people at a terminal; in logs and pipes they would only add lines to stderr
     bar = Progress(*columns, console=console, disable=not progress or not console.is_terminal, transient=False)
+    engine = active_engine()
+    if engine is not None and n:
+        size = chunksize if isinstance(chunksize, int) else None
+        sizes = [size] * -(-n // size) if size else guided_batches(n, engine.threads())
+        bounds = np.minimum(np.cumsum([0, *sizes]), n).tolist()
+        with bar:
+            task = bar.add_task(desc, total=n)
+            for results in engine.map_batches(fn, [jobs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+                                              desc):
+                yield from results
+                bar.advance(task, len(results))
+        return
     if workers <= 1:
         _init(fn)
         with bar:

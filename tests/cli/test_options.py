@@ -109,6 +109,10 @@ SRC = ["--ann", str(ANN), "--images", str(EXAMPLE)]
 
 # (command, option, a bad value); every option with a fixed set of values or a parser is listed
 # (test_every_checked_option_is_in_the_table keeps it complete).
+#: the commands that run their per-image work on --engine local|dask
+ENGINE_COMMANDS = [("validate",), ("convert", "masks"), ("convert", "coco"), ("eda",), ("folds",), ("folds", "check"),
+                   ("clean",), *[("augment", op) for op in ("mosaic", "ricap", "copy-paste", "flip", "rotate", "albu")]]
+
 BAD_VALUES: list[tuple[tuple[str, ...], str, str]] = [
     (("convert", "masks"), "--overlap", "bogus"),
     (("convert", "masks"), "--crowd", "drop"),
@@ -159,6 +163,8 @@ BAD_VALUES: list[tuple[tuple[str, ...], str, str]] = [
     *[((("augment", op)), option, value) for op in ("mosaic", "ricap", "copy-paste", "flip", "rotate", "albu")
       for option, value in (("--format", "gif"), ("--segmentation", "mask"))],
     *[(("augment", op), "--lateral-pairs", "left_x") for op in ("copy-paste", "flip", "rotate", "albu")],
+    *[(command, option, value) for command in ENGINE_COMMANDS
+      for option, value in (("--engine", "spark"), ("--scheduler", "localhost:8786"))],
     *[(command, "--mask-format", "jpeg") for command in (("convert", "masks"), ("convert", "from-submission"),
                                                          ("train", "predict"))],
 ]
@@ -179,7 +185,7 @@ def _args(command: tuple[str, ...], tmp_path: Path) -> tuple[list[str], Path]:
         ("augment", "albu"): [*SRC, "--pipeline", str(ckpt)],
     }
     args = [*command, *extra.get(command, SRC)]
-    if command != ("folds", "check"):
+    if command not in (("folds", "check"), ("validate",)):
         args += ["--out", str(out)]
     return args, out
 
