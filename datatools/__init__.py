@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datatools.core.classes import ClassMap
 from datatools.core.dataset import Dataset
+from datatools.core.engine import use_engine
 from datatools.core.errors import DatatoolsError, InvalidDatasetError, OutputExistsError, UnreadableFileError
 from datatools.core.issues import Issue, Severity
 from datatools.core.masks import (
@@ -55,5 +56,6 @@ __all__ = [
     "rasterize_semantic",
     "rle_to_mask",
     "submission_to_mask_dir",
+    "use_engine",
     "validate_dataset",
 ]

@@ -15,6 +15,7 @@ Imported only when ``--engine dask`` is chosen (Dask is the optional extra ``dat
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pickle
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import dask
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 from distributed.scheduler import KilledWorker
@@ -45,13 +47,12 @@ DRAIN_TIMEOUT = 60
 
 
 class _LocalWorker(WorkerPlugin):
-    """Set-up of a worker of the command's own local cluster: datatools manages its memory (as in the local pool),
-    and Ctrl-C at the terminal is the driver's alone to handle (a worker would print a traceback of its own)."""
+    """Set-up of a worker of the command's own local cluster: Ctrl-C at the terminal is the driver's alone to
+    handle (a worker would print a traceback of its own)."""
 
     name = "datatools-local-worker"
 
     def setup(self, worker: Any) -> None:
-        keep_freed_memory()
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         except ValueError:  # pragma: no cover - not the main thread of the worker process
@@ -73,10 +74,19 @@ def start_local_cluster(n_workers: int, threads_per_worker: int = 1) -> LocalClu
     return cluster
 
 
+@functools.cache
+def _one_core_per_thread() -> None:
+    """Once per worker process: a worker thread is one core, as a process of the local pool is (OpenCV's own
+    threads would compete with the other worker threads), and freed memory is kept for the next image."""
+    cv2.setNumThreads(1)  # a spawned process, not a fork: no parent thread pool to deadlock on
+    keep_freed_memory()
+
+
 def _run_batch(fn: Callable[..., Any], batch: list[Job]) -> tuple[bool, Any]:
     """A task: ``fn`` over one batch of jobs, as ``(True, results)``, or ``(False, error)`` when an item failed."""
     from datatools.core.parallel import apply_job
 
+    _one_core_per_thread()
     try:
         return True, [apply_job(fn, job) for job in batch]
     except Exception as exc:  # reported by the driver once, never retried: the data would fail again
@@ -196,6 +206,8 @@ class DaskEngine:
                     attempts[b] += 1
                     submit(b)
                     continue
+                except Exception as exc:  # a task never raises: the cluster itself failed (scheduler gone, ...)
+                    raise DatatoolsError(f"{desc}: the Dask cluster failed ({type(exc).__name__}: {exc})") from None
                 if not ok:
                     raise value
                 done[b] = value

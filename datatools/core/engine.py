@@ -21,8 +21,13 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from datatools.core.errors import DatatoolsError
+
 if TYPE_CHECKING:
-    from datatools.core.dask_engine import DaskEngine
+    try:
+        from datatools.core.dask_engine import DaskEngine
+    except ImportError as exc:
+        raise DatatoolsError(f"--engine dask needs Dask distributed ({exc}): pip install 'datatools[dask]'") from None
 
 __all__ = ["DEFAULT_RETRIES", "SCHEDULER_ENV", "Engine", "active_engine", "share_paths", "use_engine"]
 
@@ -80,7 +85,10 @@ def use_engine(engine: Engine | str = Engine.LOCAL, *, scheduler: str | None = N
     if Engine(engine) is Engine.LOCAL:
         yield
         return
-    from datatools.core.dask_engine import DaskEngine
+    try:
+        from datatools.core.dask_engine import DaskEngine
+    except ImportError as exc:
+        raise DatatoolsError(f"--engine dask needs Dask distributed ({exc}): pip install 'datatools[dask]'") from None
 
     address = scheduler or os.environ.get(SCHEDULER_ENV) or None
     opened = DaskEngine.open(address, retries=retries, workers=workers)

@@ -7,6 +7,7 @@ no dashboard) is started once for the module and shared by every test.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -16,6 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -130,6 +133,47 @@ def test_scheduler_needs_the_dask_engine(tmp_path: Path) -> None:
                                  "tcp://127.0.0.1:8786"])
     assert result.exit_code == 2 and result.stderr == "error: --scheduler: needs --engine dask\n"
     assert not (tmp_path / "o").exists()
+
+
+def test_the_dask_engine_without_dask_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if the [dask] extra were not installed
+    monkeypatch.delitem(sys.modules, "datatools.core.dask_engine")
+    result = runner.invoke(app, ["convert", "masks", *SRC, "--out", str(tmp_path / "o"), "--engine", "dask"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: --engine dask needs Dask distributed")
+    assert "datatools[dask]" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_ctrl_c_on_a_cluster_leaves_nothing_half_written(cluster: Any, tmp_path: Path) -> None:
+    """Ctrl-C to a command whose batches run on the cluster: one line, exit 130, neither the output nor its
+    staging folder left, and no batch of it still running on a worker (the command waited for them)."""
+    from interrupts import Command
+
+    from datatools.core.dask_engine import _executing
+
+    n, side = 400, 768
+    images = tmp_path / "src" / "images"
+    images.mkdir(parents=True)
+    cv2.imwrite(str(images / "img_0000.png"), np.random.default_rng(0).integers(0, 255, (side, side, 3), np.uint8))
+    records, anns = [], []
+    for i in range(n):
+        if i:
+            os.link(images / "img_0000.png", images / f"img_{i:04d}.png")
+        records.append({"id": i + 1, "file_name": f"img_{i:04d}.png", "width": side, "height": side})
+        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 5, "iscrowd": 0, "area": 1e5,
+                     "bbox": [10, 10, 600, 700], "segmentation": [[10.0, 10.0, 600.0, 40.0, 500.0, 700.0]]})
+    ann = tmp_path / "src" / "annotations.json"
+    ann.write_text(json.dumps({"images": records, "annotations": anns,
+                               "categories": [{"id": 5, "name": "thing", "supercategory": ""}]}))
+    outs = tmp_path / "outs"
+    cmd = Command(["convert", "masks", "--ann", str(ann), "--images", str(images), "--out", str(outs / "masks"),
+                   "--engine", "dask", "--scheduler", cluster[0].scheduler_address])
+    cmd.wait_for(lambda: any(outs.glob(".masks.*.partial/ann_dir/*.png")))  # mid-run: workers are writing
+    assert cmd.interrupt() == 130, cmd.stderr
+    assert cmd.stderr == ["error: interrupted; nothing was written"]
+    assert list(outs.iterdir()) == []
+    assert not any(cluster[1].run(_executing, "datatools-").values())
 
 
 # last: the killed worker is still being restarted when the module's cluster stops

@@ -1,0 +1,95 @@
+"""``--engine local`` against ``--engine dask``: images/s of ``convert masks`` and ``augment mosaic``.
+
+On one split (default: the medical-waste train split in ../shared/data, 512 images of 640x640), loaded once, each
+case runs the library call the command makes (``coco_to_mask_dir``, ``run_augment``) into a fresh folder:
+
+- ``local x2``: today's process pool, 2 workers;
+- ``dask x2``: an already running local Dask cluster of 2 worker processes (127.0.0.1), reached by address as
+  ``--scheduler`` would (``use_engine("dask", scheduler=...)``);
+- ``dask x1``: another running cluster of 1 worker process (the scaling simulation: 1 node against 2).
+
+The cases alternate within each repeat (so the ratios compare runs that met the same machine) and each figure is
+the best of ``--repeat``; the load average (``os.getloadavg``) before and after is printed, since the machine may be
+shared. Targets: dask x2 >= 0.8x local x2, and dask x2 >= 1.7x dask x1.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/engine.py [--ann A --images DIR] [--count 512] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from datatools.augment import OPS, run_augment
+from datatools.core.dask_engine import start_local_cluster
+from datatools.core.dataset import Dataset
+from datatools.core.engine import use_engine
+from datatools.formats.mask_dir import coco_to_mask_dir
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_IMAGES = REPO_ROOT / "../shared/data/medical_waste/train"
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--ann", type=Path, default=None, help="default: IMAGES/_annotations.coco.json")
+    parser.add_argument("--count", type=int, default=512, help="mosaic outputs")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--tmp", type=Path, default=Path("/dev/shm") if Path("/dev/shm").is_dir() else None)
+    args = parser.parse_args()
+    ds = Dataset.open(args.ann or args.images / "_annotations.coco.json", args.images, progress=False)
+    n_images = len(ds.coco["images"])
+    print(f"{n_images} images in {args.images.resolve()}; {load()}", flush=True)
+    clusters = {"dask x2": start_local_cluster(2), "dask x1": start_local_cluster(1)}
+
+    def masks(out: Path) -> int:
+        coco_to_mask_dir(ds, out, workers=2, progress=False)
+        return n_images
+
+    def mosaic(out: Path) -> int:
+        run_augment(ds, out, "mosaic", OPS["mosaic"].config_type(), count=args.count, seed=0, workers=2,
+                    progress=False)
+        return args.count
+
+    tasks: dict[str, Callable[[Path], int]] = {"convert masks": masks, "augment mosaic": mosaic}
+    best: dict[tuple[str, str], float] = {}
+    try:
+        for rep in range(args.repeat):
+            for task, fn in tasks.items():
+                for case in ("local x2", "dask x2", "dask x1"):
+                    tmp = Path(tempfile.mkdtemp(prefix="engine-bench-", dir=args.tmp))
+                    scheduler = clusters[case].scheduler_address if case in clusters else None
+                    try:
+                        with use_engine("dask" if scheduler else "local", scheduler=scheduler):
+                            start = time.perf_counter()
+                            n = fn(tmp / "out")
+                            rate = n / (time.perf_counter() - start)
+                    finally:
+                        shutil.rmtree(tmp, ignore_errors=True)
+                    best[task, case] = max(best.get((task, case), 0.0), rate)
+                    print(f"  repeat {rep + 1}: {task:15s} {case:9s} {rate:7.1f} images/s; {load()}", flush=True)
+    finally:
+        for cluster in clusters.values():
+            cluster.close()
+    print(f"\nbest of {args.repeat}; {load()}")
+    print(f"{'task':15s} {'local x2':>9s} {'dask x2':>9s} {'dask x1':>9s} {'dask/local':>11s} {'x2/x1':>6s}")
+    for task in tasks:
+        lo, d2, d1 = (best[task, c] for c in ("local x2", "dask x2", "dask x1"))
+        print(f"{task:15s} {lo:9.1f} {d2:9.1f} {d1:9.1f} {d2 / lo:10.2f}x {d2 / d1:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
