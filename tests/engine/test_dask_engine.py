@@ -29,7 +29,12 @@ from datatools.core.parallel import parallel_map
 
 distributed = pytest.importorskip("distributed")
 
+import cloudpickle  # noqa: E402 - a dependency of distributed
+
 from datatools.core.dask_engine import start_local_cluster  # noqa: E402 - needs distributed
+
+# the workers get this module's functions and plugin by value, instead of importing it (and the whole CLI with it)
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 runner = CliRunner()
 EXAMPLE = Path(__file__).parents[2] / "examples" / "medical_waste"
