@@ -148,9 +148,10 @@ def build_transform(size: int, *, train: bool, aug: str | os.PathLike[str] | Non
         (256, 256, 3)
     """
     import albumentations as A
-    import cv2
 
-    resize = A.Resize(size, size, interpolation=cv2.INTER_AREA)
+    from .resize import IMAGE_INTERPOLATION, MASK_INTERPOLATION
+
+    resize = A.Resize(size, size, interpolation=IMAGE_INTERPOLATION, mask_interpolation=MASK_INTERPOLATION)
     steps = [resize, *load_pipeline(aug), A.Resize(size, size)] if train else [resize]
     compose = A.Compose(steps, seed=seed)
     if not train or lateral is None or not lateral[0]:

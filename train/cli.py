@@ -1,4 +1,4 @@
-"""``datatools train fit|evaluate|predict|soup`` (also ``python -m datatools_train``).
+"""``datatools train fit|evaluate|compare|predict|soup`` (also ``python -m datatools_train``).
 
 Thin: parse options, call the API in ``train.engine``, ``train.evaluate``, ``train.predict``, ``train.soup``, print.
 Importing this module does not import torch; each command imports what it needs when it runs.
@@ -42,7 +42,7 @@ from .config import LossName, Mode, Optimizer, Scheduler, TrainConfig
 from .predict import ProbsDtype
 from .tta import TTA
 
-app = typer.Typer(cls=CommandGroup, no_args_is_help=True, help="Train, evaluate, predict and soup "
+app = typer.Typer(cls=CommandGroup, no_args_is_help=True, help="Train, evaluate, compare, predict and soup "
                   "segmentation_models_pytorch models on datatools datasets.")
 
 _D = TrainConfig()  # the one place defaults come from
@@ -244,6 +244,12 @@ def evaluate_cmd(
     vote: VoteOpt = False,
     thresholds: ThresholdsOpt = None,
     worst: Annotated[int, typer.Option("--worst", min=0, help="Images in the gallery of the worst.")] = 8,
+    errors: Annotated[bool, typer.Option("--errors/--no-errors", help="Error breakdown: errors.parquet, "
+                                         "objects.parquet, error_breakdown.csv, report.html.")] = True,
+    boundary_px: Annotated[int, typer.Option("--boundary-px", min=1, help="Boundary band width in pixels at "
+                                             "512x512, scaled by the image diagonal.")] = 3,
+    oof: Annotated[bool, typer.Option("--oof", help="Out of fold, with --folds: one --ckpt per fold, in fold "
+                                      "order; each scores its fold's images.")] = False,
     batch: BatchOpt = _D.batch,
     workers: LoaderOpt = None,
     device: DeviceOpt = _D.device,
@@ -251,7 +257,9 @@ def evaluate_cmd(
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
-    """Score checkpoints at full resolution: metrics, confusion matrix, per_image.parquet, gallery of the worst.
+    """Score checkpoints at full resolution: metrics, confusion matrix, error breakdown, report.html, galleries.
+
+    --oof --folds F scores every image with the checkpoint of its fold (per-fold and pooled scores in folds.csv).
 
     Example:
 
@@ -262,21 +270,56 @@ def evaluate_cmd(
     from .thresholds import parse_thresholds
 
     ckpt = _ckpts(ckpt, more)
+    if oof and folds is None:
+        raise fail("--oof needs --folds")
     ds = _dataset(ann, images, data, skip_invalid, progress)
-    _, val = _split(ds, folds, fold, partial_folds)
+    fold_of = None
+    if oof:
+        from datatools.core.folds_table import read_folds_for
+
+        table = read_folds_for(folds, ds, partial=partial_folds)
+        fold_of = dict(zip(table["image_id"].tolist(), (int(f) for f in table["fold"]), strict=True))
+        ids = {img["id"] for img in ds.images}
+        fold_of = {i: f for i, f in fold_of.items() if i in ids}
+        ds, val = ds.subset(set(fold_of)), None
+    else:
+        _, val = _split(ds, folds, fold, partial_folds)
     chosen = None
     if thresholds is not None:
         from .checkpoint import ModelSpec, load_checkpoint
 
         chosen = parse_thresholds(thresholds, ModelSpec.from_dict(load_checkpoint(ckpt[0])["spec"]).names)
     result = evaluate(ckpt, val or ds, out, tta=tta, vote=vote, thresholds=chosen, worst=worst, batch=batch,
-                      workers=workers, device=device, overwrite=overwrite, progress=progress)
+                      workers=workers, device=device, errors=errors, boundary_px=boundary_px, fold_of=fold_of,
+                      overwrite=overwrite, progress=progress)
     typer.echo(result.table())
     s, b = result.scores, result.baseline
     absent = [n for n, a in zip(s.names, s.absent, strict=True) if a]
     typer.echo(f"{s.metric} {s.score:.4f} (foreground {s.foreground:.4f}); all-background baseline "
                f"{b.score:.4f}; written to {out}"
                + (f"\nabsent from the truth, left out of both means: {', '.join(absent)}" if absent else ""))
+
+
+@app.command("compare")
+@handle_errors
+def compare_cmd(
+    evals: Annotated[list[Path], typer.Argument(metavar="EVAL_DIR...", help="Folders written by train evaluate; "
+                                                "the first is the reference.", show_default=False)],
+    out: OutOpt,
+    top: Annotated[int, typer.Option("--top", min=1, help="Images listed as improved and as regressed.")] = 8,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Per-class deltas of two or more evaluations and the images that improved or regressed most.
+
+    Example:
+
+        datatools train compare eval_a/ eval_b/ --out cmp/
+    """
+    from .compare import compare
+
+    result = compare(evals, out, top=top, overwrite=overwrite)
+    typer.echo(result.table())
+    typer.echo(f"{len(result.images)} images compared; written to {out}")
 
 
 @app.command("predict")

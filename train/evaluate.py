@@ -10,13 +10,19 @@ Output folder (written atomically)::
       per_image.parquet   image_id, file_name, score, pixel accuracy, one IoU (or Dice) column per class
       gallery/            the worst images: image | truth | prediction
       thresholds.json     multilabel: the per-class thresholds that maximise Dice (for predict --thresholds)
+      errors.parquet      the error breakdown per image and class (datatools_train.error_tables), unless --no-errors
+      objects.parquet     one row per ground-truth object: size, share predicted as its class, recalled
+      error_breakdown.csv per class: under / over / confusion pixels and shares, boundary share, Boundary IoU,
+                          object recall by size
+      report.html         the breakdown, object recall, per-fold scores, galleries of the worst images per class
+      folds.csv           --oof: each fold's scores and the pooled ones
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -31,6 +37,7 @@ from datatools.core.errors import InvalidDatasetError
 from datatools.core.imageio import encode_image, read_image
 
 from .ensemble import Ensemble, items_from_dataset
+from .error_tables import ErrorAccumulator
 from .metrics import MetricAccumulator, Scores, scores_from_counts
 from .report import format_table, write_per_class
 from .thresholds import ThresholdSearch
@@ -45,6 +52,7 @@ class EvalResult:
     scores: Scores
     baseline: Scores
     thresholds: tuple[float, ...] | None
+    errors: Any = None  #: the per-class error breakdown (a DataFrame), when it was asked for
 
     def table(self) -> str:
         """Per-class table with the all-background (or all-empty) baseline."""
@@ -150,23 +158,44 @@ def _confusion_png(path: Path, matrix: npt.NDArray[np.int64], names: Sequence[st
     plt.close(fig)
 
 
+def _fold_groups(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, device: str,
+                 fold_of: Mapping[Any, int] | None) -> list[tuple[int | None, Ensemble, list[Any]]]:
+    """``(fold, ensemble, items)``: every checkpoint on every image, or checkpoint ``i`` on the images of fold
+    ``i`` (out of fold)."""
+    items = items_from_dataset(dataset)
+    if fold_of is None:
+        return [(None, Ensemble(ckpts, device), items)]
+    folds = sorted(set(fold_of.values()))
+    if len(ckpts) != len(folds):
+        raise InvalidDatasetError(f"out-of-fold evaluation needs one checkpoint per fold: {len(folds)} folds "
+                                  f"({folds}), {len(ckpts)} checkpoints given")
+    return [(f, Ensemble([ckpt], device), [it for it in items if fold_of.get(it.image_id) == f])
+            for f, ckpt in zip(folds, ckpts, strict=True)]
+
+
 def evaluate(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, out: str | os.PathLike[str], *,
              tta: TTA | str | None = None, vote: bool = False, thresholds: Sequence[float] | None = None,
              worst: int = 8, batch: int = 8, workers: int | None = None, device: str = "auto",
+             errors: bool = True, boundary_px: int = 3, fold_of: Mapping[Any, int] | None = None,
              overwrite: bool = False, progress: bool = True) -> EvalResult:
     """Score checkpoints on a dataset at each image's own resolution, with the all-background baseline.
 
     Args:
-        ckpts: one checkpoint, or several to score their ensemble.
+        ckpts: one checkpoint, or several to score their ensemble (or, with ``fold_of``, one per fold).
         dataset: images with annotations (e.g. the validation fold).
         out: output folder (see the module docstring).
         tta: test-time views, e.g. ``"hflip,vflip"``.
         vote: pixel vote instead of mean probabilities for several checkpoints.
         thresholds: multilabel decision thresholds (default 0.5); the best ones are searched and saved anyway.
-        worst: how many of the lowest-scoring images go to the gallery.
+        worst: how many of the lowest-scoring images go to the gallery (and, halved, to each class's gallery of
+            the report).
         batch: images per batch.
         workers: DataLoader workers.
         device: ``auto``, ``cpu``, ``cuda``.
+        errors: the error breakdown (``errors.parquet``, ``objects.parquet``, ``report.html``).
+        boundary_px: width of the boundary band at 512x512 (scaled by the image diagonal).
+        fold_of: image id -> fold: checkpoint ``i`` (in fold order) scores fold ``i``'s images, out of fold;
+            ``folds.csv`` gives each fold's scores and the pooled ones.
         overwrite: replace a non-empty ``out``.
         progress: progress bar on a terminal.
 
@@ -177,8 +206,10 @@ def evaluate(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, out: str
     import pandas as pd
     import torch
 
-    ens = Ensemble(ckpts, device)
-    _check_classes(ens, dataset)
+    groups = _fold_groups(ckpts, dataset, device, fold_of)
+    for _, member, _ in groups:
+        _check_classes(member, dataset)
+    ens = groups[0][1]
     tta = tta if isinstance(tta, TTA) else TTA.parse(tta)
     multilabel = ens.mode.value == "multilabel"
     names = ens.names
@@ -188,28 +219,45 @@ def evaluate(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, out: str
     confusion = torch.zeros(k, k, dtype=torch.int64)
     overlap = _overlap(ens)
     images = {img["id"]: img for img in dataset.images}
+    errs = ErrorAccumulator(names if multilabel else names[1:], multilabel, boundary_px, max(1, worst // 2)) \
+        if errors else None
+    cm = dataset.class_map()
+    value_of = {c["id"]: cm.value_of(c["id"]) for c in dataset.categories}
     rows: list[dict[str, Any]] = []
-    items = items_from_dataset(dataset)
-    for pred in ens.predictions(items, tta=tta, vote=vote, thresholds=thresholds, batch=batch, workers=workers,
-                                progress=progress):
-        target = _target(ens, dataset, images[pred.item.image_id], overlap)
-        mask = torch.from_numpy(pred.mask).long()
-        counts = acc.update(mask.unsqueeze(0), target.unsqueeze(0))[:, 0]
-        base.update(torch.zeros_like(target).unsqueeze(0), target.unsqueeze(0))
-        if search is not None:
-            search.update(pred.full, target.to(pred.full.device))
-            keep = target != IGNORE_INDEX
-            correct = float(((mask == target) & keep).sum()) / max(1, int(keep.sum()))
-        else:
-            keep = target != IGNORE_INDEX
-            confusion += torch.bincount(target[keep] * k + mask[keep], minlength=k * k).view(k, k)
-            correct = float((mask[keep] == target[keep]).float().mean()) if bool(keep.any()) else math.nan
-        image_scores = scores_from_counts(counts, ens.mode, names)
-        rows.append({"image_id": pred.item.image_id, "file_name": pred.item.file_name, "score": image_scores.score,
-                     "pixel_accuracy": correct,
-                     **{f"{image_scores.metric}/{n}": v for n, v in zip(names, image_scores.per_class, strict=True)}})
+    fold_rows: list[dict[str, Any]] = []
+    for fold, member, items in groups:
+        fold_acc = MetricAccumulator(ens.mode, names)
+        for pred in member.predictions(items, tta=tta, vote=vote, thresholds=thresholds, batch=batch,
+                                       workers=workers, progress=progress):
+            target = _target(ens, dataset, images[pred.item.image_id], overlap)
+            mask = torch.from_numpy(pred.mask).long()
+            counts = acc.update(mask.unsqueeze(0), target.unsqueeze(0))[:, 0]
+            fold_acc.add_counts(counts)
+            base.update(torch.zeros_like(target).unsqueeze(0), target.unsqueeze(0))
+            if search is not None:
+                search.update(pred.full, target.to(pred.full.device))
+                keep = target != IGNORE_INDEX
+                correct = float(((mask == target) & keep).sum()) / max(1, int(keep.sum()))
+            else:
+                keep = target != IGNORE_INDEX
+                confusion += torch.bincount(target[keep] * k + mask[keep], minlength=k * k).view(k, k)
+                correct = float((mask[keep] == target[keep]).float().mean()) if bool(keep.any()) else math.nan
+            if errs is not None:
+                errs.add(pred.item.image_id, pred.item.file_name, pred.item.path, target.numpy().astype(np.uint8),
+                         pred.mask, dataset.annotations_of(pred.item.image_id), value_of, fold)
+            image_scores = scores_from_counts(counts, ens.mode, names)
+            rows.append({"image_id": pred.item.image_id, "file_name": pred.item.file_name,
+                         **({"fold": fold} if fold is not None else {}), "score": image_scores.score,
+                         "pixel_accuracy": correct,
+                         **{f"{image_scores.metric}/{n}": v for n, v in zip(names, image_scores.per_class,
+                                                                            strict=True)}})
+        if fold is not None:
+            fold_rows.append(_fold_row(str(fold), len(items), fold_acc.compute()))
     scores, baseline = acc.compute(), base.compute()
+    if fold_rows:
+        fold_rows.append(_fold_row("pooled", len(rows), scores))
     table = pd.DataFrame(rows)
+    summary = errs.summary(*_class_scores(scores, multilabel)) if errs is not None else None
     with output_dir(out, overwrite) as tmp:
         table.to_parquet(tmp / "per_image.parquet", index=False)
         write_per_class(tmp / "per_class.csv", scores)
@@ -224,7 +272,21 @@ def evaluate(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, out: str
             pd.DataFrame(matrix, index=pd.Index(names, name="truth"), columns=list(names)).to_csv(
                 tmp / "confusion.csv")
             _confusion_png(tmp / "confusion.png", matrix, names)
-        _write_gallery(tmp / "gallery", ens, dataset, table, worst, tta, vote, thresholds, overlap)
+        if fold_rows:
+            pd.DataFrame(fold_rows).to_csv(tmp / "folds.csv", index=False)
+        if errs is not None and summary is not None:
+            errs.errors_frame().to_parquet(tmp / "errors.parquet", index=False)
+            errs.objects_frame().to_parquet(tmp / "objects.parquet", index=False)
+            summary.to_csv(tmp / "error_breakdown.csv", index=False)
+            line = (f"{scores.metric} {scores.score:.4f} (foreground {scores.foreground:.4f}), all-background "
+                    f"baseline {baseline.score:.4f}; {len(rows)} images of {dataset.source}")
+            from .error_report import render_error_report
+
+            (tmp / "report.html").write_text(render_error_report(
+                line, summary, errs.gallery(), multilabel=multilabel, boundary_px=boundary_px,
+                title=f"{', '.join(str(p) for p in ckpts)} on {dataset.source}",
+                folds=pd.DataFrame(fold_rows) if fold_rows else None), encoding="utf-8")
+        _write_gallery(tmp / "gallery", groups, dataset, table, worst, tta, vote, thresholds, overlap)
         atomic_write_json(tmp / "metrics.json", {
             "metric": scores.metric, "score": _num(scores.score), "foreground": _num(scores.foreground),
             "per_class": {n: {"iou": _num(i), "dice": _num(d), "absent": a} for n, i, d, a in
@@ -232,28 +294,43 @@ def evaluate(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, out: str
             "absent_from_truth": [n for n, a in zip(names, scores.absent, strict=True) if a],
             "baseline": {"what": "all-empty" if multilabel else "all-background", "score": _num(baseline.score),
                          "foreground": _num(baseline.foreground)},
-            "images": len(items), "ckpts": [str(p) for p in ens.paths],
+            "boundary_iou": ({r["class"]: _num(r["boundary_iou"]) for r in summary.to_dict("records")}
+                             if summary is not None else None),
+            "boundary_px": boundary_px if errs is not None else None,
+            "images": len(rows), "ckpts": [str(p) for p in ckpts], "out_of_fold": fold_of is not None,
             "tta": {"views": list(tta.views), "scales": list(tta.scales)}, "vote": vote,
         }, indent=2)
-    return EvalResult(Path(out), scores, baseline, found)
+    return EvalResult(Path(out), scores, baseline, found, summary)
 
 
-def _write_gallery(folder: Path, ens: Ensemble, dataset: Dataset, table: Any, worst: int, tta: TTA, vote: bool,
-                   thresholds: Sequence[float] | None, overlap: str) -> None:
+def _class_scores(scores: Scores, multilabel: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    skip = 0 if multilabel else 1
+    return scores.iou[skip:], scores.dice[skip:]
+
+
+def _fold_row(fold: str, images: int, scores: Scores) -> dict[str, Any]:
+    return {"fold": fold, "images": images, scores.metric: scores.score, "foreground": scores.foreground,
+            **{f"iou/{n}": v for n, v in zip(scores.names, scores.iou, strict=True)}}
+
+
+def _write_gallery(folder: Path, groups: Sequence[tuple[int | None, Ensemble, list[Any]]], dataset: Dataset,
+                   table: Any, worst: int, tta: TTA, vote: bool, thresholds: Sequence[float] | None,
+                   overlap: str) -> None:
     if worst <= 0 or table.empty:
         return
     folder.mkdir()
     chosen = table.sort_values("score", na_position="first").head(worst)
     order = {image_id: rank for rank, image_id in enumerate(chosen["image_id"].tolist())}
-    subset = [it for it in items_from_dataset(dataset) if it.image_id in order]
-    palette = ens.spec.class_map().palette()
     images = {img["id"]: img for img in dataset.images}
-    multilabel = ens.mode.value == "multilabel"
-    for pred in ens.predictions(subset, tta=tta, vote=vote, thresholds=thresholds, workers=0):
-        truth = _target(ens, dataset, images[pred.item.image_id], overlap).numpy()
-        tile = _gallery_tile(read_image(pred.item.path), truth, pred.mask, palette, multilabel)
-        stem = PurePosixPath(pred.item.file_name).stem
-        (folder / f"{order[pred.item.image_id]:02d}_{stem}.jpg").write_bytes(encode_image(tile, ".jpg", 90))
+    for _, ens, items in groups:
+        subset = [it for it in items if it.image_id in order]
+        palette = ens.spec.class_map().palette()
+        multilabel = ens.mode.value == "multilabel"
+        for pred in ens.predictions(subset, tta=tta, vote=vote, thresholds=thresholds, workers=0):
+            truth = _target(ens, dataset, images[pred.item.image_id], overlap).numpy()
+            tile = _gallery_tile(read_image(pred.item.path), truth, pred.mask, palette, multilabel)
+            stem = PurePosixPath(pred.item.file_name).stem
+            (folder / f"{order[pred.item.image_id]:02d}_{stem}.jpg").write_bytes(encode_image(tile, ".jpg", 90))
 
 
 def _num(value: float) -> float | None:
