@@ -34,7 +34,7 @@ import numpy.typing as npt
 from datatools.core.classes import IGNORE_INDEX
 from datatools.core.masks import annotation_to_rle, rle_to_mask
 
-__all__ = ["COUNTS", "ERROR_KINDS", "ImageErrors", "ObjectHit", "boundary_width", "image_errors", "inner_band",
+__all__ = ["COUNTS", "ERROR_KINDS", "ImageErrors", "ObjectHit", "boundary_width", "bounding_box", "image_errors", "inner_band",
            "object_hits", "outer_band"]
 
 #: Reference image side of ``--boundary-px``: a 512x512 image gets that many pixels, others scale by diagonal.
@@ -99,7 +99,8 @@ class ImageErrors:
         return self.counts[:, 3:9].sum(axis=1)
 
 
-def _box(mask: npt.NDArray[np.bool_], pad: int) -> tuple[slice, slice] | None:
+def bounding_box(mask: npt.NDArray[np.bool_], pad: int) -> tuple[slice, slice] | None:
+    """Slices of the box around ``mask``'s pixels grown by ``pad`` (inside the image); None when it is empty."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
         return None
@@ -113,7 +114,7 @@ def _class_counts(truth_c: npt.NDArray[np.bool_], pred_c: npt.NDArray[np.bool_],
                   want_kinds: bool) -> tuple[list[int], npt.NDArray[np.int64] | None, npt.NDArray[np.uint8] | None,
                                              tuple[slice, slice] | None]:
     """Counts of one class inside the box around its true and predicted pixels (the rest holds none of them)."""
-    box = _box(truth_c | pred_c, d + 1)
+    box = bounding_box(truth_c | pred_c, d + 1)
     if box is None:
         return [0] * len(COUNTS), None, None, None
     g, p_raw, k, bg = truth_c[box], pred_c[box], keep[box], bg_truth[box]

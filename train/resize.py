@@ -26,11 +26,8 @@ MASK_INTERPOLATION = cv2.INTER_NEAREST
 
 
 def _resize(array: npt.NDArray[Any], size_wh: tuple[int, int], interpolation: int) -> npt.NDArray[Any]:
-    if array.ndim == 3 and array.shape[2] > 4:  # OpenCV takes at most 4 channels for some interpolations
-        return np.dstack([_resize(array[:, :, i:i + 4], size_wh, interpolation)
-                          for i in range(0, array.shape[2], 4)])
     out = cv2.resize(array, size_wh, interpolation=interpolation)
-    return out[:, :, None] if array.ndim == 3 and out.ndim == 2 else out
+    return out[:, :, None] if array.ndim == 3 and out.ndim == 2 else out  # OpenCV drops a single channel
 
 
 def mask_to_model(mask: npt.NDArray[Any], size: int) -> npt.NDArray[Any]:
@@ -51,9 +48,13 @@ def probs_to_image(probs: npt.NDArray[np.float32], size_hw: tuple[int, int]) -> 
         >>> probs_to_image(np.ones((3, 128, 128), np.float32), (640, 480)).shape
         (3, 640, 480)
     """
-    h, w = size_hw
     planes = np.ascontiguousarray(np.asarray(probs, dtype=np.float32).transpose(1, 2, 0))
-    return np.ascontiguousarray(_resize(planes, (w, h), cv2.INTER_LINEAR).reshape(h, w, -1).transpose(2, 0, 1))
+    return np.ascontiguousarray(_up(planes, size_hw).transpose(2, 0, 1))
+
+
+def _up(planes_hwc: npt.NDArray[np.float32], size_hw: tuple[int, int]) -> npt.NDArray[np.float32]:
+    h, w = size_hw
+    return _resize(planes_hwc, (w, h), cv2.INTER_LINEAR).reshape(h, w, -1)
 
 
 def decide_probs(full: npt.NDArray[np.float32], multilabel: bool, threshold: float = 0.5) -> npt.NDArray[Any]:
@@ -76,12 +77,18 @@ def round_trip(mask: npt.NDArray[Any], size: int, multilabel: bool) -> npt.NDArr
         True
     """
     h, w = mask.shape[-2:]
-    if multilabel:
+    if multilabel:  # channels last all the way: OpenCV's layout, and a contiguous threshold
         small = mask_to_model(np.ascontiguousarray(mask.transpose(1, 2, 0)).astype(np.uint8), size)
-        probs = small.reshape(size, size, -1).transpose(2, 0, 1).astype(np.float32)
-        return decide_probs(probs_to_image(probs, (h, w)), True)
+        back = _up(small.reshape(size, size, -1).astype(np.float32), (h, w)) >= 0.5
+        return np.ascontiguousarray(back.transpose(2, 0, 1))
     small = mask_to_model(mask, size)
     small = np.where(small == 255, 0, small)
-    k = int(small.max()) + 1
-    probs = (small[None] == np.arange(k, dtype=np.uint8)[:, None, None]).astype(np.float32)
-    return decide_probs(probs_to_image(probs, (h, w)), False)
+    # only the values present get a channel: the others are 0 everywhere, below the winner (the channels sum to 1)
+    values = np.unique(small)
+    up = _up((small[:, :, None] == values).astype(np.float32), (h, w))
+    best, index = up[:, :, 0].copy(), np.zeros((h, w), np.uint8)
+    for c in range(1, len(values)):  # argmax over a few channels; strict > keeps the first of a tie, as argmax
+        higher = up[:, :, c] > best
+        index[higher] = c
+        np.maximum(best, up[:, :, c], out=best)
+    return values[index].astype(np.uint8)

@@ -28,6 +28,17 @@ from datatools.core.engine import DEFAULT_RETRIES, Engine
 from datatools.core.rarity import RARE_THRESHOLD
 
 
+def _train_sizes(value: str | None) -> str | None:
+    from datatools.eda.ceiling import parse_train_sizes
+
+    if value is not None:
+        try:
+            parse_train_sizes(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value
+
+
 @handle_errors
 def eda(
     out: OutOpt,
@@ -50,6 +61,9 @@ def eda(
     compare: Annotated[list[str] | None, typer.Option("--compare", help="Another split, [NAME=]PATH: a COCO json, a "
                                                       "dataset folder or an images-only folder; repeatable.",
                                                       show_default=False)] = None,
+    train_size: Annotated[str | None, typer.Option("--train-size", callback=_train_sizes, metavar="N[,M...]",
+                                                   help="Resolution ceiling: per class IoU of the masks resized to "
+                                                   "N and back as the trainer does.", show_default=False)] = None,
     skip_invalid: SkipInvalidOpt = False,
     workers: WorkersOpt = None,
     engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
@@ -70,11 +84,25 @@ def eda(
     from datatools.eda.compare import compare_lines
     from datatools.eda.lateral import lateral_lines
 
+    ceiling = None
+    if train_size is not None:
+        from datatools.cli._common import open_dataset
+        from datatools.core.atomic import check_output_dir
+        from datatools.eda.ceiling import parse_train_sizes, resolution_ceiling
+
+        check_output_dir(out, overwrite)
+        ceiling = resolution_ceiling(open_dataset(ann, images, data, skip_invalid=skip_invalid, check_files=False,
+                                                  progress=progress), parse_train_sizes(train_size),
+                                     overlap=overlap, workers=workers, progress=progress)
     result = run_eda(ann, images, data, out=out, folds=folds, partial_folds=partial_folds, meta=meta,
                      meta_key=meta_key, overlap=overlap,
                      read_images=not no_images, rare_threshold=rare_threshold, gallery=gallery,
                      skip_invalid=skip_invalid, overwrite=overwrite, workers=workers, progress=progress,
                      compare=compare or ())
+    if ceiling is not None:
+        from datatools.eda.ceiling import write_ceiling
+
+        write_ceiling(result.out, ceiling)
     s = result.summary
     typer.echo(f"wrote {result.report} ({s['images']} images, {s['annotations']} annotations, {s['classes']} "
                f"classes; {s['problems']['error']} errors, {s['problems']['warning']} warnings)")
