@@ -274,14 +274,11 @@ def evaluate_cmd(
         raise fail("--oof needs --folds")
     ds = _dataset(ann, images, data, skip_invalid, progress)
     fold_of = None
-    if oof:
-        from datatools.core.folds_table import read_folds_for
+    if oof and folds is not None:
+        from .evaluate import out_of_fold
 
-        table = read_folds_for(folds, ds, partial=partial_folds)
-        fold_of = dict(zip(table["image_id"].tolist(), (int(f) for f in table["fold"]), strict=True))
-        ids = {img["id"] for img in ds.images}
-        fold_of = {i: f for i, f in fold_of.items() if i in ids}
-        ds, val = ds.subset(set(fold_of)), None
+        ds, fold_of = out_of_fold(folds, ds, partial_folds)
+        val = None
     else:
         _, val = _split(ds, folds, fold, partial_folds)
     chosen = None

@@ -108,8 +108,8 @@ class ErrorAccumulator:
             return
         h, w = kinds.shape
         scale = min(1.0, GALLERY_SIDE / max(h, w))
-        small = kinds if scale == 1.0 else cv2.resize(kinds, (max(1, round(w * scale)), max(1, round(h * scale))),
-                                                      interpolation=cv2.INTER_NEAREST)
+        small = kinds if scale == 1.0 else np.asarray(cv2.resize(
+            kinds, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_NEAREST), np.uint8)
         entry = (key[0], key[1], GalleryEntry(error_px, image_id, file_name, path, small))
         if len(heap) >= self.worst:
             heapq.heapreplace(heap, entry)

@@ -34,8 +34,8 @@ import numpy.typing as npt
 from datatools.core.classes import IGNORE_INDEX
 from datatools.core.masks import annotation_to_rle, rle_to_mask
 
-__all__ = ["COUNTS", "ERROR_KINDS", "ImageErrors", "ObjectHit", "boundary_width", "bounding_box", "image_errors", "inner_band",
-           "object_hits", "outer_band"]
+__all__ = ["COUNTS", "ERROR_KINDS", "ImageErrors", "ObjectHit", "boundary_width", "bounding_box", "image_errors",
+           "inner_band", "object_hits", "outer_band"]
 
 #: Reference image side of ``--boundary-px``: a 512x512 image gets that many pixels, others scale by diagonal.
 REFERENCE_SIDE = 512

@@ -43,7 +43,7 @@ from .report import format_table, write_per_class
 from .thresholds import ThresholdSearch
 from .tta import TTA
 
-__all__ = ["EvalResult", "evaluate", "search_thresholds"]
+__all__ = ["EvalResult", "evaluate", "out_of_fold", "search_thresholds"]
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,21 @@ def _confusion_png(path: Path, matrix: npt.NDArray[np.int64], names: Sequence[st
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def out_of_fold(folds: str | os.PathLike[str], dataset: Dataset, partial: bool = False
+                ) -> tuple[Dataset, dict[Any, int]]:
+    """The images of ``dataset`` a folds table lists (checked with the one folds contract) and their folds.
+
+    Example:
+        >>> ds, fold_of = out_of_fold("folds/folds.parquet", Dataset.from_dir("ds/"))
+    """
+    from datatools.core.folds_table import read_folds_for
+
+    table = read_folds_for(folds, dataset, partial=partial)
+    ids = {img["id"] for img in dataset.images}
+    fold_of = {i: int(f) for i, f in zip(table["image_id"].tolist(), table["fold"].tolist(), strict=True) if i in ids}
+    return dataset.subset(set(fold_of)), fold_of
 
 
 def _fold_groups(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, device: str,

@@ -67,8 +67,7 @@ class _Job:
 
 def _image(job: _Job) -> npt.NDArray[np.int64]:
     """(sizes, classes, 6) counts: intersection, union, truth, prediction, band intersection, band union."""
-    from datatools_train.errors import bounding_box as _box
-    from datatools_train.errors import boundary_width, inner_band
+    from datatools_train.errors import boundary_width, bounding_box, inner_band
     from datatools_train.resize import round_trip
 
     truth = rasterize_semantic(job.annotations, job.height, job.width, job.class_map, job.overlap, ignore=job.ignore)
@@ -79,7 +78,7 @@ def _image(job: _Job) -> npt.NDArray[np.int64]:
     for i, size in enumerate(job.sizes):
         back = round_trip(truth, size, multilabel=False)
         for v in range(1, k + 1):
-            box = _box((truth == v) | (back == v), d + 1)
+            box = bounding_box((truth == v) | (back == v), d + 1)
             if box is None:
                 continue
             g, b, kept = truth[box] == v, back[box] == v, keep[box]
@@ -151,8 +150,8 @@ def _plot(ceiling: Ceiling) -> bytes:
     for ax, metric in zip(axes, ("iou", "boundary_iou"), strict=True):
         for name, part in ceiling.table.groupby("class", sort=False):
             ax.plot(part["size"], part[metric], marker="o", label=plot_label(str(name)))
-        ax.set(xlabel="training side (px)", ylabel=metric.replace("_", " "), title=f"ceiling: {metric.replace('_', ' ')}",
-               xticks=list(ceiling.sizes))
+        label = metric.replace("_", " ")
+        ax.set(xlabel="training side (px)", ylabel=label, title=f"ceiling: {label}", xticks=list(ceiling.sizes))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()

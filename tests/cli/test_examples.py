@@ -249,7 +249,8 @@ def _results_file(ann: Path, out: Path) -> None:
 
 @pytest.fixture(scope="module")
 def checkpoints(workspace: Path) -> Path:
-    """runs/a, runs/b and runs/r34_f0 with a best.pt each: one tiny model trained on ds/ (torch needed)."""
+    """runs/a, runs/b and runs/r34_f0 with a best.pt each: one tiny model trained on ds/ (torch needed); its
+    evaluations eval_a/ and eval_b/."""
     pytest.importorskip("torch")
     pytest.importorskip("segmentation_models_pytorch")
     run = workspace / "runs" / "a"
@@ -259,6 +260,10 @@ def checkpoints(workspace: Path) -> Path:
     for other in ("b", "r34_f0"):
         (workspace / "runs" / other).mkdir()
         shutil.copyfile(run / "best.pt", workspace / "runs" / other / "best.pt")
+    # eval_a/ and eval_b/ for train compare: the model on the 3 test images
+    _invoke("train", "evaluate", "--ckpt", str(run / "best.pt"), "--ann", str(workspace / "test.json"), "--images",
+            str(workspace / "test"), "--out", str(workspace / "eval_a"), "--workers", "0", "--no-progress")
+    shutil.copytree(workspace / "eval_a", workspace / "eval_b")
     # saved probabilities (pred_a/, pred_b/ of test/; oof_probs/ of data/), pseudo/ and labelled/ for fit --extra
     for name in ("pred_a", "pred_b"):
         _invoke("train", "predict", "--ckpt", str(run / "best.pt"), "--images", str(workspace / "test"), "--save-probs",

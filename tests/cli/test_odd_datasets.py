@@ -75,7 +75,7 @@ STEPS: list[tuple[str, list[str], tuple[int, ...]]] = [
     ("validate", ["validate", "{data}"], (0,)),
     ("convert masks", ["convert", "masks", "{data}", "--out", "{out}/masks", "--workers", "1"], (0,)),
     ("convert coco", ["convert", "coco", "{data}", "--out", "{out}/coco", "--reindex"], (0,)),
-    ("eda", ["eda", "{data}", "--out", "{out}/eda", "--workers", "1"], (0,)),
+    ("eda", ["eda", "{data}", "--out", "{out}/eda", "--workers", "1", "--train-size", "64"], (0,)),
     ("eda --compare", ["eda", "{data}", "--out", "{out}/eda_compare", "--workers", "1", "--compare", "again={odd}"],
      (0,)),
     ("folds", ["folds", "{data}", "--k", "3", "--seed", "1", "--out", "{out}/folds"], (0,)),
@@ -99,6 +99,9 @@ STEPS: list[tuple[str, list[str], tuple[int, ...]]] = [
     ("clean", ["clean", "{data}", "--workers", "1", "--gallery", "2", "--apply", "--out", "{out}/clean"], (0,)),
     ("clean --ckpt", ["clean", "{data}", "--checks", "outliers", "--ckpt", "{out}/run/best.pt", "--device", "cpu",
                       "--workers", "1", "--gallery", "2", "--out", "{out}/clean_ckpt"], (0,)),
+    ("train evaluate", ["train", "evaluate", "--ckpt", "{out}/run/best.pt", "{data}", "--workers", "0", "--out",
+                        "{out}/ev"], (0,)),
+    ("train compare", ["train", "compare", "{out}/ev", "{out}/ev", "--out", "{out}/cmp"], (0,)),
 ]
 
 

@@ -120,6 +120,7 @@ BAD_VALUES: list[tuple[tuple[str, ...], str, str]] = [
     (("convert", "from-submission"), "--style", "bogus"),
     (("convert", "from-submission"), "--shape", "12"),
     (("eda",), "--overlap", "class-priority"),
+    (("eda",), "--train-size", "100"),
     (("folds",), "--stratify", "bogus"),
     (("folds",), "--group-by", "bogus:x"),
     (("folds", "check"), "--group-by", "bogus:x"),
@@ -182,6 +183,7 @@ def _args(command: tuple[str, ...], tmp_path: Path) -> tuple[list[str], Path]:
         ("train", "evaluate"): ["--ckpt", str(ckpt), *SRC],
         ("train", "predict"): ["--ckpt", str(ckpt), *SRC],
         ("train", "soup"): ["--ckpt", str(ckpt), "--ckpt", str(ckpt), *SRC],
+        ("train", "compare"): [str(tmp_path), str(tmp_path)],
         ("augment", "albu"): [*SRC, "--pipeline", str(ckpt)],
     }
     args = [*command, *extra.get(command, SRC)]
@@ -284,7 +286,8 @@ def test_eda_without_no_images_requires_images(tmp_path: Path) -> None:
 # ---- item 13: one option set, one style ------------------------------------------------------------------------
 
 READERS = [p for p in LEAVES if p not in {("convert", "from-masks"), ("convert", "polygon-json"),
-                                          ("convert", "submission"), ("convert", "from-submission")}]
+                                          ("convert", "submission"), ("convert", "from-submission"),
+                                          ("train", "compare")}]  # compare reads evaluation folders
 
 
 def _opts(command: Any) -> set[str]:
