@@ -174,7 +174,10 @@ class ErrorAccumulator:
         if not self.multilabel:
             columns += [f"confused_as/{n}" for n in self.names]
         frame = pd.DataFrame(self.rows, columns=columns)
-        return frame.fillna({c: 0 for c in columns if c.startswith("confused_as/")})
+        for c in columns:
+            if c.startswith("confused_as/"):  # a class is never confused with itself: 0, not missing
+                frame[c] = frame[c].fillna(0).astype("int64")
+        return frame
 
     def objects_frame(self) -> Any:
         """``objects.parquet`` as a DataFrame."""

@@ -234,8 +234,8 @@ def evaluate(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, out: str
     confusion = torch.zeros(k, k, dtype=torch.int64)
     overlap = _overlap(ens)
     images = {img["id"]: img for img in dataset.images}
-    errs = ErrorAccumulator(names if multilabel else names[1:], multilabel, boundary_px, max(1, worst // 2)) \
-        if errors else None
+    errs = ErrorAccumulator(names if multilabel else names[1:], multilabel, boundary_px,
+                            max(1, worst // 2) if worst > 0 else 0) if errors else None
     cm = dataset.class_map()
     value_of = {c["id"]: cm.value_of(c["id"]) for c in dataset.categories}
     rows: list[dict[str, Any]] = []

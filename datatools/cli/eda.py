@@ -91,7 +91,8 @@ def eda(
         from datatools.eda.ceiling import parse_train_sizes, resolution_ceiling
 
         check_output_dir(out, overwrite)
-        ceiling = resolution_ceiling(open_dataset(ann, images, data, skip_invalid=skip_invalid, check_files=False,
+        root = images if images is not None or ann is None else ann.parent  # --no-images: no image is read
+        ceiling = resolution_ceiling(open_dataset(ann, root, data, skip_invalid=skip_invalid, check_files=False,
                                                   progress=progress), parse_train_sizes(train_size),
                                      overlap=overlap, workers=workers, progress=progress)
     result = run_eda(ann, images, data, out=out, folds=folds, partial_folds=partial_folds, meta=meta,
