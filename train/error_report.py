@@ -62,7 +62,8 @@ def _breakdown(summary: Any, multilabel: bool, boundary_px: int) -> str:
         row = [esc(r["class"]), _f(r.get("iou")), _f(r.get("dice")), _f(r["boundary_iou"]), f"{r['error_px']:,}",
                pct(r["under"]), pct(r["over"])]
         if not multilabel:
-            most = f"{esc(r['confused_most_as'])} ({r['confused_most_px']:,} px)" if r["confused_most_as"] else "–"
+            top = r["confused_most_as"]
+            most = f"{esc(top)} ({r['confused_most_px']:,} px)" if isinstance(top, str) else "–"
             row += [pct(r["confusion"]), most]
         rows.append([*row, pct(r["boundary"])])
     lead = (f"Wrong pixels of each class: {'false negatives and false positives per plane' if multilabel else ''}"

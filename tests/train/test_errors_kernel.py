@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from datatools_train.error_report import render_error_report
 from datatools_train.error_tables import ErrorAccumulator, size_bucket
 from datatools_train.errors import COUNTS, boundary_width, image_errors, inner_band, object_hits
 
@@ -72,6 +73,8 @@ def test_missing_object_and_object_recall() -> None:
     assert s.loc["a", "recall_small"] == 1.0 and s.loc["b", "recall_small"] == 0.0
     assert s.loc["b", "under"] == 1.0 and s.loc["b", "boundary"] == 0.36 and s.loc["a", "error_px"] == 0
     assert list(acc.gallery()) == ["b"] and acc.gallery()["b"][0].error_px == 100
+    html = render_error_report("miou 0.5", acc.summary(), {}, multilabel=False, boundary_px=3, title="t")
+    assert "<td>a</td>" in html and "nan (" not in html  # nothing confused: a dash, not "nan (0 px)"
 
 
 def test_thin_boundary_error_is_all_boundary() -> None:
