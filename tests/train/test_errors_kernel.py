@@ -73,8 +73,17 @@ def test_missing_object_and_object_recall() -> None:
     assert s.loc["a", "recall_small"] == 1.0 and s.loc["b", "recall_small"] == 0.0
     assert s.loc["b", "under"] == 1.0 and s.loc["b", "boundary"] == 0.36 and s.loc["a", "error_px"] == 0
     assert list(acc.gallery()) == ["b"] and acc.gallery()["b"][0].error_px == 100
-    html = render_error_report("miou 0.5", acc.summary(), {}, multilabel=False, boundary_px=3, title="t")
-    assert "<td>a</td>" in html and "nan (" not in html  # nothing confused: a dash, not "nan (0 px)"
+
+
+def test_report_of_a_class_confused_with_none_shows_a_dash() -> None:
+    truth = _square(_square(np.zeros((64, 64), np.uint8), 1, 4, 4, 10), 2, 30, 30, 10)
+    pred = _square(np.zeros((64, 64), np.uint8), 2, 4, 4, 10)  # class 1 confused as 2; class 2 missed
+    acc = ErrorAccumulator(["a", "b"], multilabel=False, worst=0)
+    acc.add(1, "x.png", None, truth, pred, [], {})  # type: ignore[arg-type]
+    summary = acc.summary()
+    assert summary["confused_most_as"].tolist()[0] == "b"
+    html = render_error_report("miou 0.5", summary, {}, multilabel=False, boundary_px=3, title="t")
+    assert "b (100 px)" in html and "nan (" not in html  # b is confused with nothing: a dash, not "nan (0 px)"
 
 
 def test_thin_boundary_error_is_all_boundary() -> None:
