@@ -54,8 +54,8 @@ def test_medical_waste_valid_ceiling_rises_with_size_and_is_one_at_native(shared
 
 def test_eda_cli_writes_the_ceiling_into_the_report(tmp_path: Path) -> None:
     out = tmp_path / "eda"
-    result = runner.invoke(app, ["eda", "--ann", str(VALID / "_annotations.coco.json"), "--images", str(VALID),
-                                 "--out", str(out), "--train-size", "64,128", "--workers", "1", "--no-progress"])
+    result = runner.invoke(app, ["eda", "--ann", str(VALID / "_annotations.coco.json"), "--no-images", "--out",
+                                 str(out), "--train-size", "64,128", "--workers", "1", "--no-progress"])
     assert result.exit_code == 0, result.output
     table = pd.read_parquet(out / "ceiling.parquet")
     assert sorted(set(table["size"])) == [64, 128] and (table["iou"] <= 1).all()
