@@ -38,7 +38,7 @@ from datatools.core.errors import DatatoolsError
 from datatools.core.imageio import MaskFormat
 from datatools.formats.submission_dir import SubmissionStyle
 
-from .config import LossName, Mode, Optimizer, Scheduler, TrainConfig
+from .config import LogKind, LossName, Mode, Optimizer, SamplerName, Scheduler, TrainConfig
 from .predict import ProbsDtype
 from .tta import TTA
 
@@ -85,6 +85,36 @@ def _weights(value: str) -> str:
     if looks_like_path and not Path(value).is_file():
         raise typer.BadParameter(f"{value}: weights file not found (or give imagenet or none)")
     return value
+
+
+def _normalize(value: str) -> str:
+    from .normalization import parse_normalize
+
+    try:
+        parse_normalize(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def _share(value: float | None) -> float | None:
+    if value is not None and not 0 < value <= 1:
+        raise typer.BadParameter(f"an image share in (0, 1], got {value:g}")
+    return value
+
+
+def _patience(value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise typer.BadParameter(f"epochs without improvement, at least 1, got {value}")
+    return value
+
+
+def _class_weights(value: str | None) -> str | None:
+    from .class_weights import WEIGHT_RULES
+
+    if value is None or value in WEIGHT_RULES or Path(value).is_file():
+        return value
+    raise typer.BadParameter(f"expected {', '.join(WEIGHT_RULES)} or a JSON file of weights, got {value!r}")
 
 
 def _square_side(size: str) -> int:
@@ -174,7 +204,8 @@ def fit_cmd(
     optimizer: Annotated[Optimizer, typer.Option("--optimizer")] = _D.optimizer,
     scheduler: Annotated[Scheduler, typer.Option("--scheduler")] = _D.scheduler,
     warmup: Annotated[float, typer.Option("--warmup", help="Share of the steps spent warming up.")] = _D.warmup,
-    loss: Annotated[LossName, typer.Option("--loss")] = _D.loss,
+    loss: Annotated[LossName, typer.Option("--loss", metavar="LOSS", help="ce, dice, focal, lovasz, ce+dice or "
+                                           "focal+dice.")] = _D.loss,
     mode: Annotated[Mode, typer.Option("--mode", help="auto picks multilabel when classes overlap heavily.")]
     = _D.mode,
     overlap: OverlapOpt = _D.overlap,
@@ -184,6 +215,27 @@ def fit_cmd(
                                                "like left_x/right_x), none, or LEFT=RIGHT,TOP=BOTTOM; kept in the "
                                                "checkpoint.")]
     = _D.lateral_pairs,
+    normalize: Annotated[str, typer.Option("--normalize", callback=_normalize, help="Input mean/std: imagenet, "
+                                           "dataset, or MEAN,STD (0..1); kept in the checkpoint.",
+                                           show_default="auto: imagenet, dataset if --weights none")]
+    = _D.normalize,
+    stats: Annotated[Path | None, typer.Option("--stats", exists=True, dir_okay=False, help="eda summary.json "
+                                               "whose mean/std --normalize dataset takes (else one pass).",
+                                               show_default=False)] = None,
+    sampler: Annotated[SamplerName, typer.Option("--sampler", help="repeat-factor: draw images holding rare "
+                                                 "classes more often (LVIS).")] = _D.sampler,
+    repeat_threshold: Annotated[float | None, typer.Option("--repeat-threshold", callback=_share,
+                                                           help="Image share under which a class is repeated.",
+                                                           show_default="0.8 x top share")] = None,
+    class_weights: Annotated[str | None, typer.Option("--class-weights", callback=_class_weights,
+                                                      help="Weights of the ce loss: auto (median frequency), "
+                                                      "inverse, sqrt-inverse or a JSON file.",
+                                                      show_default=False)] = None,
+    early_stop: Annotated[int | None, typer.Option("--early-stop", callback=_patience, metavar="PATIENCE", help="Stop after "
+                                                   "this many epochs without a better validation score.",
+                                                   show_default=False)] = None,
+    log_kind: Annotated[LogKind, typer.Option("--log", help="tensorboard: also write TensorBoard event files to "
+                                              "OUT/tensorboard.")] = _D.log,
     amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision (CUDA only).")] = _D.amp,
     accum: Annotated[int, typer.Option("--accum", min=1, help="Batches per optimiser step.")] = _D.accum,
     workers: LoaderOpt = _D.workers,
@@ -212,8 +264,10 @@ def fit_cmd(
                              lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
                              warmup=warmup, loss=loss, mode=mode, overlap=overlap,
                              aug=str(aug) if aug else None, lateral_pairs=lateral_pairs, amp=amp, accum=accum,
-                             workers=workers, seed=seed,
-                             device=device)
+                             workers=workers, seed=seed, device=device, normalize=normalize,
+                             stats=str(stats) if stats else None, sampler=sampler,
+                             repeat_threshold=repeat_threshold, class_weights=class_weights, early_stop=early_stop,
+                             log=log_kind)
     except ValueError as exc:
         raise fail(with_option_names(str(exc))) from None
     ds = _dataset(ann, images, data, skip_invalid, progress)

@@ -10,7 +10,8 @@ from datatools.core.errors import DatatoolsError
 from datatools.core.lateral import check_spec
 from datatools.core.masks import OverlapPolicy
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "LossName", "Mode", "Optimizer", "Scheduler", "TrainConfig"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "LogKind", "LossName", "Mode", "Optimizer", "SamplerName", "Scheduler",
+           "TrainConfig"]
 
 #: Input normalisation of (nearly) every smp encoder's ImageNet weights; stored in each checkpoint.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -46,6 +47,20 @@ class LossName(str, Enum):
     LOVASZ = "lovasz"
     CE_DICE = "ce+dice"
     FOCAL_DICE = "focal+dice"
+
+
+class SamplerName(str, Enum):
+    """How training images are drawn: each once per epoch, or LVIS repeat factors (:mod:`train.sampling`)."""
+
+    SHUFFLE = "shuffle"
+    REPEAT_FACTOR = "repeat-factor"
+
+
+class LogKind(str, Enum):
+    """Logs besides history.csv: none, or TensorBoard event files in the run folder."""
+
+    NONE = "none"
+    TENSORBOARD = "tensorboard"
 
 
 def _enum(cls: type[Enum], value: Any, name: str) -> Any:
@@ -85,8 +100,18 @@ class TrainConfig:
         workers: DataLoader worker processes (None: half the cores, at most 8).
         seed: seed of weights init, shuffling and augmentations.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-        mean: per-channel input mean (images scaled to 0..1).
+        mean: per-channel input mean (images scaled to 0..1); set from ``normalize`` when ``fit`` starts.
         std: per-channel input std.
+        normalize: ``auto`` (``imagenet`` with pretrained weights, ``dataset`` with ``none``), ``imagenet``,
+            ``dataset`` or ``MEAN,STD`` (:mod:`train.normalization`); the checkpoint records what it resolved to.
+        stats: an ``eda`` summary.json whose ``normalize`` values ``dataset`` takes (None: one pass over the images).
+        sampler: see :class:`SamplerName`.
+        repeat_threshold: image-share threshold of repeat-factor sampling (None: the house rare threshold times
+            the most common class's share).
+        class_weights: ``auto`` (median-frequency), ``inverse``, ``sqrt-inverse`` or a JSON file of weights for the
+            cross-entropy part of the loss (None: unweighted).
+        early_stop: stop after this many epochs without a better validation score (None: never).
+        log: see :class:`LogKind`.
 
     Example:
         >>> cfg = TrainConfig(arch="Unet", encoder="resnet18", weights="none", size=256, epochs=5)
@@ -117,6 +142,13 @@ class TrainConfig:
     device: str = "auto"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    normalize: str = "auto"
+    stats: str | None = None
+    sampler: SamplerName = SamplerName.SHUFFLE
+    repeat_threshold: float | None = None
+    class_weights: str | None = None
+    early_stop: int | None = None
+    log: LogKind = LogKind.NONE
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here, so every reader sees the same values
@@ -124,6 +156,9 @@ class TrainConfig:
         set_(self, "scheduler", _enum(Scheduler, self.scheduler, "scheduler"))
         set_(self, "loss", _enum(LossName, self.loss, "loss"))
         set_(self, "mode", _enum(Mode, self.mode, "mode"))
+        set_(self, "sampler", _enum(SamplerName, self.sampler, "sampler"))
+        set_(self, "log", _enum(LogKind, self.log, "log"))
+        set_(self, "stats", None if self.stats is None else str(self.stats))
         set_(self, "overlap", str(OverlapPolicy.parse(self.overlap)))
         set_(self, "mean", tuple(float(v) for v in self.mean))
         set_(self, "std", tuple(float(v) for v in self.std))
@@ -141,6 +176,16 @@ class TrainConfig:
             raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError(f"mean and std need 3 values (std > 0), got {self.mean} and {self.std}")
+        if self.repeat_threshold is not None and not 0 < self.repeat_threshold <= 1:
+            raise ValueError(f"repeat_threshold is an image share in (0, 1], got {self.repeat_threshold}")
+        if self.early_stop is not None and self.early_stop < 1:
+            raise ValueError(f"early_stop must be >= 1 epochs, got {self.early_stop}")
+        if self.class_weights is not None and "ce" not in self.loss.value.split("+"):
+            raise ValueError(f"class_weights apply to the ce part of the loss; loss {self.loss.value} has none "
+                             "(use ce or ce+dice)")
+        from .normalization import parse_normalize
+
+        parse_normalize(self.normalize)
         if not self.weights:
             raise ValueError("weights must be imagenet, none or a file")
         try:

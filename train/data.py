@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -27,7 +27,8 @@ from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
 
 from .config import Mode
 
-__all__ = ["MaskSource", "SegmentationData", "check_same_classes", "detect_mode", "load_mask"]
+__all__ = ["MaskSource", "SegmentationData", "check_same_classes", "detect_mode", "load_mask", "source_keys",
+           "without_leaks"]
 
 #: Above this share of labelled pixels claimed by two or more classes, ``--mode auto`` picks multilabel.
 MULTILABEL_OVERLAP = 0.01
@@ -204,3 +205,27 @@ def seed_worker(worker_id: int) -> None:
     if transform is not None and hasattr(transform, "set_random_seed"):
         transform.set_random_seed(seed)
     np.random.seed(seed)  # noqa: NPY002 - for third-party code that still draws from the global RNG
+
+
+def source_keys(image: dict[str, Any]) -> set[str]:
+    sources = (image.get("datatools") or {}).get("sources") or []
+    keys: set[str] = set()
+    for s in sources if isinstance(sources, list) else [sources]:
+        if isinstance(s, dict):
+            keys |= {f"id:{s[k]}" for k in ("image_id", "id") if k in s}
+            keys |= {f"name:{s['file_name']}"} if "file_name" in s else set()
+        else:
+            keys.add(f"id:{s}" if isinstance(s, int) else f"name:{s}")
+    return keys
+
+
+def without_leaks(extra: Dataset, val: Dataset | None, log: Callable[[str], None]) -> Dataset:
+    """Drop extra images derived (``images[].datatools.sources``) from a validation image."""
+    if val is None:
+        return extra
+    held_out = {f"id:{i['id']}" for i in val.images} | {f"name:{i['file_name']}" for i in val.images}
+    leaking = [img["id"] for img in extra.images if source_keys(img) & held_out]
+    if leaking:
+        log(f"warning: {extra.source}: {len(leaking)} image(s) derived from validation images left out of training")
+        return extra.subset(i["id"] for i in extra.images if i["id"] not in set(leaking))
+    return extra

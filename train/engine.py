@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,14 +23,23 @@ from datatools.core.lateral import MIRROR_TRANSFORMS, find_pairs, resolve_pairs
 
 from .augment import build_transform, load_pipeline, transform_names
 from .checkpoint import ModelSpec, load_checkpoint, save_checkpoint
-from .config import Mode, Optimizer, Scheduler, TrainConfig
-from .data import MaskSource, SegmentationData, cache_dir_for, check_same_classes, detect_mode, seed_worker
+from .config import Mode, Optimizer, SamplerName, Scheduler, TrainConfig
+from .data import (
+    MaskSource,
+    SegmentationData,
+    cache_dir_for,
+    check_same_classes,
+    detect_mode,
+    seed_worker,
+    without_leaks,
+)
 from .distributed import Runtime, setup
 from .losses import build_loss
 from .metrics import MetricAccumulator, Scores
 from .prior import class_prior, init_head_bias
-from .report import format_table, write_curves, write_history, write_per_class
+from .report import format_table, progress_bar, write_class_curves, write_curves, write_history, write_per_class
 from .run_folder import after_failure, prepare_run_folder
+from .run_log import RunLog, check_log
 from .tta import normalize
 
 #: A best epoch within this of the all-background baseline has not learned the objects, and fit says so.
@@ -135,48 +144,6 @@ def _optimizer(config: TrainConfig, params: Any) -> Any:
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _source_keys(image: dict[str, Any]) -> set[str]:
-    sources = (image.get("datatools") or {}).get("sources") or []
-    keys: set[str] = set()
-    for s in sources if isinstance(sources, list) else [sources]:
-        if isinstance(s, dict):
-            keys |= {f"id:{s[k]}" for k in ("image_id", "id") if k in s}
-            keys |= {f"name:{s['file_name']}"} if "file_name" in s else set()
-        else:
-            keys.add(f"id:{s}" if isinstance(s, int) else f"name:{s}")
-    return keys
-
-
-def _without_leaks(extra: Dataset, val: Dataset | None, log: Callable[[str], None]) -> Dataset:
-    """Drop extra images derived (``images[].datatools.sources``) from a validation image."""
-    if val is None:
-        return extra
-    held_out = {f"id:{i['id']}" for i in val.images} | {f"name:{i['file_name']}" for i in val.images}
-    leaking = [img["id"] for img in extra.images if _source_keys(img) & held_out]
-    if leaking:
-        log(f"warning: {extra.source}: {len(leaking)} image(s) derived from validation images left out of training")
-        return extra.subset(i["id"] for i in extra.images if i["id"] not in set(leaking))
-    return extra
-
-
-def _progress(enabled: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[speed]:.1f} img/s"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-                    disable=not enabled or not console.is_terminal)
-
-
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -214,6 +181,16 @@ def fit(config: TrainConfig, train: Dataset, out: str | os.PathLike[str], *, val
     # bad pairs, a bad pipeline, or quarter turns on lateral classes fail before anything is written
     pairs = resolve_pairs(config.lateral_pairs, train.categories, str(train.source))
     build_transform(config.size, train=True, aug=config.aug, lateral=(pairs, train.class_map()))
+    if config.early_stop is not None and (val is None or not val.images):
+        raise DatatoolsError("--early-stop watches the validation score: give a validation set (--folds, "
+                             "--val-data or --val-ann)")
+    check_log(config.log)
+    if not (resume and (out / "last.pt").is_file()):
+        from .normalization import resolve_normalization
+
+        name, mean, std = resolve_normalization(config.normalize, config.weights, [train, *extra],
+                                                stats=config.stats, workers=config.workers, progress=progress)
+        config = replace(config, normalize=name, mean=mean, std=std)
     rt: Runtime = setup(config.device)
     state = prepare_run_folder(out, resume, overwrite, rt.main)
     existed = out.is_dir()  # empty, or (--resume) a run
@@ -251,7 +228,7 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
         spec = ModelSpec(config.arch, config.encoder, tuple(train.class_map().to_json()), mode, config.mean,
                          config.std, config.size, pairs.to_json())
     pairs = spec.lateral_pairs()
-    extra = [_without_leaks(e, val, log) for e in extra]
+    extra = [without_leaks(e, val, log) for e in extra]
     torch.manual_seed(config.seed)
     device = rt.device
     cache = out / "cache"
@@ -264,6 +241,15 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
     sampler: Any = None
     if rt.distributed:
         sampler = torch.utils.data.DistributedSampler(cast(Any, train_data), shuffle=True, seed=config.seed)
+    elif config.sampler is SamplerName.REPEAT_FACTOR:
+        from .sampling import RepeatFactorSampler, repeat_factors
+
+        rf = repeat_factors([train, *extra], config.repeat_threshold)
+        sampler = RepeatFactorSampler(rf.factors, seed=config.seed)
+        if rt.main:
+            names_of = {int(c["id"]): str(c["name"]) for c in train.categories}
+            log(f"repeat-factor sampling, threshold {rf.threshold:.3g}: " + ", ".join(
+                f"{names_of[c]} x{r:.2f}" for c, r in rf.class_factors.items()))
     start = int(state["epoch"]) if state else 0  # a resumed run shuffles on from where it stopped
     train_loader = make_loader(train_data, config.batch, workers=config.workers, shuffle=True,
                                seed=config.seed + start,
@@ -286,7 +272,15 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
     if config.amp and cuda:
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
-    loss_fn = build_loss(config.loss, mode)
+    weights = None
+    if config.class_weights is not None:
+        from .class_weights import class_weights
+
+        values = class_weights(config.class_weights, [train, *extra], mode, spec.names)
+        weights = torch.tensor(values, dtype=torch.float32, device=device)
+        if rt.main:
+            log("class weights: " + ", ".join(f"{n} {w:.3g}" for n, w in zip(spec.names, values, strict=True)))
+    loss_fn = build_loss(config.loss, mode, weights)
     optimizer = _optimizer(config, model.parameters())
     steps_per_epoch = math.ceil(len(train_loader) / config.accum)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, config.epochs * steps_per_epoch))
@@ -315,7 +309,7 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
             log(f"warning: flips on lateral classes keep their names (--lateral-pairs none): "
                 f"{'; '.join(found.describe())}")
 
-    with _progress(progress and rt.main) as bar:
+    with progress_bar(progress and rt.main) as bar, RunLog(out, config.log, rt.main) as run_log:
         for epoch in range(start + 1, config.epochs + 1):
             if sampler is not None:
                 sampler.set_epoch(epoch)
@@ -372,6 +366,7 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
                                 history=history, optimizer=optimizer.state_dict(),
                                 scheduler=scheduler.state_dict(), scaler=scaler.state_dict())
                 write_history(out / "history.csv", history)
+                run_log.epoch(row)
                 done.append(epoch)
                 shown = f" val_loss {row['val_loss']:.4f} {metric} {score:.4f}" if scores else ""
                 log(f"epoch {epoch}/{config.epochs} loss {row['train_loss']:.4f}{shown}"
@@ -380,8 +375,13 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
                 import torch.distributed as dist
 
                 dist.barrier()
+            if config.early_stop is not None and epoch - best_epoch >= config.early_stop:
+                if rt.main:
+                    log(f"early stop: no better {metric} for {config.early_stop} epochs (best at epoch {best_epoch})")
+                break
     if rt.main and history:
         write_curves(out / "curves.png", history, metric)
+        write_class_curves(out / "class_curves.png", history, metric, names)
         if best_scores is None and val_loader is not None and (out / "best.pt").is_file():
             model.load_state_dict(load_checkpoint(out / "best.pt")["model"])  # resumed after the best epoch
             base = MetricAccumulator(mode, names)

@@ -14,7 +14,7 @@ from datatools.core.atomic import atomic_write_bytes, atomic_write_text
 
 from .metrics import Scores
 
-__all__ = ["format_table", "write_curves", "write_history", "write_per_class"]
+__all__ = ["format_table", "progress_bar", "write_class_curves", "write_curves", "write_history", "write_per_class"]
 
 
 def write_history(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> None:
@@ -57,6 +57,35 @@ def write_curves(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]], m
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def write_class_curves(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]], metric: str,
+                       names: Sequence[str]) -> bool:
+    """Each class's validation metric (history columns ``<metric>/<class>``) against the epoch, as a PNG;
+    False (nothing written) when the history has no such column (no validation set)."""
+    keys = [(name, f"{metric}/{name}") for name in names]
+    if not any(key in row for row in rows for _, key in keys):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    epochs = [r["epoch"] for r in rows]
+    for name, key in keys:
+        ax.plot(epochs, [float(r.get(key, math.nan)) for r in rows], marker="o", markersize=3, label=name)
+    ax.set(xlabel="epoch", ylabel=metric, title=f"validation {metric} per class", ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return True
 
 
 def write_per_class(path: str | os.PathLike[str], scores: Scores) -> None:
@@ -104,3 +133,22 @@ def format_table(scores: Scores, baseline: Scores | None = None) -> str:
 
 def _cell(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.4f}"
+
+
+def progress_bar(enabled: bool) -> Any:
+    """The rich progress bar of a fit's epochs (loss and speed columns), on stderr at a terminal only."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[speed]:.1f} img/s"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                    disable=not enabled or not console.is_terminal)
