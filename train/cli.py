@@ -231,8 +231,9 @@ def fit_cmd(
                                                       help="Weights of the ce loss: auto (median frequency), "
                                                       "inverse, sqrt-inverse or a JSON file.",
                                                       show_default=False)] = None,
-    early_stop: Annotated[int | None, typer.Option("--early-stop", callback=_patience, metavar="PATIENCE", help="Stop after "
-                                                   "this many epochs without a better validation score.",
+    early_stop: Annotated[int | None, typer.Option("--early-stop", callback=_patience, metavar="PATIENCE",
+                                                   help="Stop after this many epochs without a better "
+                                                   "validation score.",
                                                    show_default=False)] = None,
     log_kind: Annotated[LogKind, typer.Option("--log", help="tensorboard: also write TensorBoard event files to "
                                               "OUT/tensorboard.")] = _D.log,
