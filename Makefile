@@ -11,7 +11,7 @@ DEMO_OUT ?= demo_out
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[train,dask,dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[train,dask,export,dev]"
 	touch $(STAMP)
 
 TRAIN_ANN := $(EXAMPLE)/train/_annotations.coco.json

@@ -39,10 +39,11 @@ from datatools.core.imageio import MaskFormat
 from datatools.formats.submission_dir import SubmissionStyle
 
 from .config import LogKind, LossName, Mode, Optimizer, SamplerName, Scheduler, TrainConfig
+from .export import ExportFormat
 from .predict import ProbsDtype
 from .tta import TTA
 
-app = typer.Typer(cls=CommandGroup, no_args_is_help=True, help="Train, evaluate, compare, predict and soup "
+app = typer.Typer(cls=CommandGroup, no_args_is_help=True, help="Train, evaluate, compare, predict, soup and export "
                   "segmentation_models_pytorch models on datatools datasets.")
 
 _D = TrainConfig()  # the one place defaults come from
@@ -473,6 +474,37 @@ def soup_cmd(
     result = soup(ckpt, val or ds, out, greedy=greedy, batch=batch, workers=workers, device=device,
                   overwrite=overwrite, log=typer.echo)
     typer.echo(f"best: {result.best} in {out}")
+
+
+@app.command("export")
+@handle_errors
+def export_cmd(
+    ckpt: Annotated[Path, typer.Option("--ckpt", exists=True, dir_okay=False, help="Checkpoint (best.pt).")],
+    out: OutOpt,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="onnx (onnxruntime) or torchscript.")]
+    = ExportFormat.ONNX,
+    size: Annotated[str | None, typer.Option("--size", callback=size_callback, metavar="N", help="Input side (a "
+                                             "multiple of 32).", show_default="the training side")] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Export a checkpoint as ONNX or TorchScript, with model.json (normalisation, side, classes) beside it.
+
+    The model takes (N, 3, S, S) float32 images normalised as model.json says and returns logits; model.json
+    also gives the largest difference from the PyTorch logits, measured on a random batch.
+
+    Example:
+
+        datatools train export --ckpt runs/a/best.pt --format onnx --out onnx/
+    """
+    from .export import export
+
+    side = _square_side(size) if size else None
+    if side is not None and side % 32:
+        raise fail(f"--size must be a multiple of 32, got {side}")
+    result = export(ckpt, out, fmt, size=side, overwrite=overwrite)
+    diff = "not checked (pip install 'datatools[export]' for onnxruntime)" if result.max_abs_diff is None \
+        else f"{result.max_abs_diff:.2e}"
+    typer.echo(f"wrote {result.model} and model.json; largest difference from the PyTorch logits {diff}")
 
 
 def main() -> Any:

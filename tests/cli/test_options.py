@@ -160,6 +160,8 @@ BAD_VALUES: list[tuple[tuple[str, ...], str, str]] = [
     (("train", "fit"), "--class-weights", "bogus"),
     (("train", "fit"), "--early-stop", "0"),
     (("train", "fit"), "--log", "wandb"),
+    (("train", "export"), "--format", "tflite"),
+    (("train", "export"), "--size", "64,32"),
     (("train", "evaluate"), "--tta", "bogus"),
     (("train", "evaluate"), "--thresholds", "x"),
     (("train", "evaluate"), "--device", "tpu"),
@@ -192,6 +194,7 @@ def _args(command: tuple[str, ...], tmp_path: Path) -> tuple[list[str], Path]:
         ("train", "predict"): ["--ckpt", str(ckpt), *SRC],
         ("train", "soup"): ["--ckpt", str(ckpt), "--ckpt", str(ckpt), *SRC],
         ("train", "compare"): [str(tmp_path), str(tmp_path)],
+        ("train", "export"): ["--ckpt", str(ckpt)],
         ("augment", "albu"): [*SRC, "--pipeline", str(ckpt)],
     }
     args = [*command, *extra.get(command, SRC)]
@@ -295,7 +298,7 @@ def test_eda_without_no_images_requires_images(tmp_path: Path) -> None:
 
 READERS = [p for p in LEAVES if p not in {("convert", "from-masks"), ("convert", "polygon-json"),
                                           ("convert", "submission"), ("convert", "from-submission"),
-                                          ("train", "compare")}]  # compare reads evaluation folders
+                                          ("train", "compare"), ("train", "export")}]  # eval folders; a checkpoint
 
 
 def _opts(command: Any) -> set[str]:
