@@ -156,8 +156,9 @@ def fit(config: TrainConfig, train: Dataset, out: str | os.PathLike[str], *, val
     Args:
         config: hyper-parameters.
         train: training images (e.g. ``ds.subset(train_ids)`` of a fold).
-        out: run folder: ``best.pt``, ``last.pt``, ``history.csv``, ``curves.png``, ``per_class.csv``,
-            ``config.json``, ``classes.json`` and the mask cache ``cache/``.
+        out: run folder: ``best.pt``, ``last.pt``, ``history.csv``, ``curves.png``, ``class_curves.png``,
+            ``per_class.csv``, ``config.json``, ``classes.json``, the mask cache ``cache/`` and, with ``--log
+            tensorboard``, ``tensorboard/``.
         val: validation images (None: no validation; the best checkpoint is then the lowest training loss).
         extra: more datasets (augmented copies...) added to training only; images derived from a validation
             image are dropped.
