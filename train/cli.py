@@ -29,7 +29,6 @@ from datatools.cli._common import (
     fail,
     handle_errors,
     open_dataset,
-    parse_size_hw,
     size_callback,
     with_option_names,
 )
@@ -40,111 +39,33 @@ from datatools.formats.submission_dir import SubmissionStyle
 
 from .config import LogKind, LossName, Mode, Optimizer, SamplerName, Scheduler, TrainConfig
 from .export import ExportFormat
+from .options import (
+    BatchOpt,
+    CkptsOpt,
+    FoldOpt,
+    FoldsOpt,
+    LoaderOpt,
+    MoreCkptsArg,
+    ThresholdsOpt,
+    TtaOpt,
+    ValAnnOpt,
+    ValDataOpt,
+    ValImagesOpt,
+    VoteOpt,
+    all_ckpts,
+    check_class_weights,
+    check_normalize,
+    check_patience,
+    check_share,
+    check_weights,
+    square_side,
+)
 from .predict import ProbsDtype
-from .tta import TTA
 
 app = typer.Typer(cls=CommandGroup, no_args_is_help=True, help="Train, evaluate, compare, predict, soup and export "
                   "segmentation_models_pytorch models on datatools datasets.")
 
 _D = TrainConfig()  # the one place defaults come from
-
-FoldsOpt = Annotated[Path | None, typer.Option("--folds", help="folds.parquet (datatools folds).", show_default=False)]
-FoldOpt = Annotated[int, typer.Option("--fold", help="Validation fold of --folds; the others train.")]
-ValAnnOpt = Annotated[Path | None, typer.Option("--val-ann", help="Validation COCO json.", show_default=False)]
-ValImagesOpt = Annotated[Path | None, typer.Option("--val-images", help="Validation image root.", show_default=False)]
-ValDataOpt = Annotated[Path | None, typer.Option("--val-data", help="Validation dataset folder.", show_default=False)]
-
-
-def _tta(value: str | None) -> str | None:
-    try:
-        TTA.parse(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    return value
-
-
-def _thresholds(value: str | None) -> str | None:
-    """The form of --thresholds; its count is checked against the model's classes when the checkpoint is read."""
-    if value is None or value == "auto" or value.endswith(".json") or Path(value).is_file():
-        return value
-    try:
-        numbers = [float(v) for v in value.split(",")]
-    except ValueError:
-        raise typer.BadParameter(f"expected auto, a number, one number per class or a thresholds.json, got {value!r}")\
-            from None
-    if not all(0 < v < 1 for v in numbers):
-        raise typer.BadParameter(f"every threshold must lie in (0, 1), got {value!r}")
-    return value
-
-
-WEIGHT_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
-
-
-def _weights(value: str) -> str:
-    """imagenet, none (or another smp weights name), or a file: a value that looks like a path must exist."""
-    looks_like_path = "/" in value or "\\" in value or value.lower().endswith(WEIGHT_FILE_SUFFIXES)
-    if looks_like_path and not Path(value).is_file():
-        raise typer.BadParameter(f"{value}: weights file not found (or give imagenet or none)")
-    return value
-
-
-def _normalize(value: str) -> str:
-    from .normalization import parse_normalize
-
-    try:
-        parse_normalize(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    return value
-
-
-def _share(value: float | None) -> float | None:
-    if value is not None and not 0 < value <= 1:
-        raise typer.BadParameter(f"an image share in (0, 1], got {value:g}")
-    return value
-
-
-def _patience(value: int | None) -> int | None:
-    if value is not None and value < 1:
-        raise typer.BadParameter(f"epochs without improvement, at least 1, got {value}")
-    return value
-
-
-def _class_weights(value: str | None) -> str | None:
-    from .class_weights import WEIGHT_RULES
-
-    if value is None or value in WEIGHT_RULES or Path(value).is_file():
-        return value
-    raise typer.BadParameter(f"expected {', '.join(WEIGHT_RULES)} or a JSON file of weights, got {value!r}")
-
-
-def _square_side(size: str) -> int:
-    h, w = parse_size_hw(size)
-    if h != w:
-        raise typer.BadParameter(f"the trainer works on squares: give one side, got {size!r}", param_hint="--size")
-    return h
-
-
-def _ckpts(first: list[Path], more: list[Path] | None) -> list[Path]:
-    """``--ckpt A --ckpt B`` and ``--ckpt runs/*/best.pt`` (the shell's list after one --ckpt) alike."""
-    return [*first, *(more or [])]
-
-
-CkptsOpt = Annotated[list[Path], typer.Option("--ckpt", help="Checkpoint; repeat --ckpt, or list several after one "
-                                              "(--ckpt runs/*/best.pt), for an ensemble.")]
-MoreCkptsArg = Annotated[list[Path] | None, typer.Argument(metavar="CKPT...", help="More checkpoints (what a shell "
-                                                           "pattern after --ckpt expands to).", show_default=False)]
-TtaOpt = Annotated[str | None, typer.Option("--tta", callback=_tta, help="Test-time views: "
-                                            "hflip,vflip,rot90,scale:0.75,1,1.25.", show_default=False)]
-BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Images per batch.")]
-LoaderOpt = Annotated[int | None, typer.Option("--workers", min=0, help="DataLoader worker processes.",
-                                               show_default="half the cores, at most 8")]
-VoteOpt = Annotated[bool, typer.Option("--vote", help="Pixel majority vote of the checkpoints instead of the mean "
-                                       "of their probabilities.")]
-ThresholdsOpt = Annotated[str | None, typer.Option("--thresholds", callback=_thresholds, help="Multilabel: 0.5, one "
-                                                   "value per class, a thresholds.json from evaluate, or auto "
-                                                   "(searched on the validation set).", show_default=False)]
-
 
 def _dataset(ann: Path | None, images: Path | None, data: Path | None, skip_invalid: bool = False,
              progress: bool = True) -> Dataset:
@@ -193,7 +114,7 @@ def fit_cmd(
                                       "Segformer, UPerNet, ...")] = _D.arch,
     encoder: Annotated[str, typer.Option("--encoder", help="smp encoder: resnet18, resnet34, efficientnet-b0, "
                                          "tu-convnext_tiny, ...")] = _D.encoder,
-    weights: Annotated[str, typer.Option("--weights", callback=_weights, help="imagenet, none, or a weights file "
+    weights: Annotated[str, typer.Option("--weights", callback=check_weights, help="imagenet, none, or a weights file "
                                          "(encoder or whole model state dict).")] = _D.weights,
     size: Annotated[str, typer.Option("--size", callback=size_callback, metavar="N",
                                       help="Training side in pixels (a multiple of 32; images are resized to "
@@ -216,7 +137,7 @@ def fit_cmd(
                                                "like left_x/right_x), none, or LEFT=RIGHT,TOP=BOTTOM; kept in the "
                                                "checkpoint.")]
     = _D.lateral_pairs,
-    normalize: Annotated[str, typer.Option("--normalize", callback=_normalize, help="Input mean/std: imagenet, "
+    normalize: Annotated[str, typer.Option("--normalize", callback=check_normalize, help="Input mean/std: imagenet, "
                                            "dataset, or MEAN,STD (0..1); kept in the checkpoint.",
                                            show_default="auto: imagenet, dataset if --weights none")]
     = _D.normalize,
@@ -225,14 +146,14 @@ def fit_cmd(
                                                show_default=False)] = None,
     sampler: Annotated[SamplerName, typer.Option("--sampler", help="repeat-factor: draw images holding rare "
                                                  "classes more often (LVIS).")] = _D.sampler,
-    repeat_threshold: Annotated[float | None, typer.Option("--repeat-threshold", callback=_share,
+    repeat_threshold: Annotated[float | None, typer.Option("--repeat-threshold", callback=check_share,
                                                            help="Image share under which a class is repeated.",
                                                            show_default="0.8 x top share")] = None,
-    class_weights: Annotated[str | None, typer.Option("--class-weights", callback=_class_weights,
+    class_weights: Annotated[str | None, typer.Option("--class-weights", callback=check_class_weights,
                                                       help="Weights of the ce loss: auto (median frequency), "
                                                       "inverse, sqrt-inverse or a JSON file.",
                                                       show_default=False)] = None,
-    early_stop: Annotated[int | None, typer.Option("--early-stop", callback=_patience, metavar="PATIENCE",
+    early_stop: Annotated[int | None, typer.Option("--early-stop", callback=check_patience, metavar="PATIENCE",
                                                    help="Stop after this many epochs without a better "
                                                    "validation score.",
                                                    show_default=False)] = None,
@@ -261,7 +182,7 @@ def fit_cmd(
     from .engine import fit
 
     try:
-        config = TrainConfig(arch=arch, encoder=encoder, weights=weights, size=_square_side(size), epochs=epochs,
+        config = TrainConfig(arch=arch, encoder=encoder, weights=weights, size=square_side(size), epochs=epochs,
                              batch=batch,
                              lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
                              warmup=warmup, loss=loss, mode=mode, overlap=overlap,
@@ -325,7 +246,7 @@ def evaluate_cmd(
     from .evaluate import evaluate
     from .thresholds import parse_thresholds
 
-    ckpt = _ckpts(ckpt, more)
+    ckpt = all_ckpts(ckpt, more)
     if oof and folds is None:
         raise fail("--oof needs --folds")
     ds = _dataset(ann, images, data, skip_invalid, progress)
@@ -422,7 +343,7 @@ def predict_cmd(
     from .ensemble import items_from_dataset, items_from_folder
     from .predict import predict
 
-    ckpt = _ckpts(ckpt, more)
+    ckpt = all_ckpts(ckpt, more)
     if ann is None and data is None:
         if images is None:
             raise fail("give --images DIR, --ann F --images DIR, or --data DIR")
@@ -468,7 +389,7 @@ def soup_cmd(
     """
     from .soup import soup
 
-    ckpt = _ckpts(ckpt, more)
+    ckpt = all_ckpts(ckpt, more)
     ds = _dataset(ann, images, data, skip_invalid, progress)
     _, val = _split(ds, folds, fold, partial_folds)
     result = soup(ckpt, val or ds, out, greedy=greedy, batch=batch, workers=workers, device=device,
@@ -498,7 +419,7 @@ def export_cmd(
     """
     from .export import export
 
-    side = _square_side(size) if size else None
+    side = square_side(size) if size else None
     if side is not None and side % 32:
         raise fail(f"--size must be a multiple of 32, got {side}")
     result = export(ckpt, out, fmt, size=side, overwrite=overwrite)
