@@ -41,11 +41,13 @@ from .config import LogKind, LossName, Mode, Optimizer, SamplerName, Scheduler, 
 from .export import ExportFormat
 from .options import (
     BatchOpt,
+    BlendOpt,
     CkptsOpt,
     FoldOpt,
     FoldsOpt,
     LoaderOpt,
     MoreCkptsArg,
+    SlidingOpt,
     ThresholdsOpt,
     TtaOpt,
     ValAnnOpt,
@@ -61,6 +63,7 @@ from .options import (
     square_side,
 )
 from .predict import ProbsDtype
+from .sliding import Blend, SlidingWindow
 
 app = typer.Typer(cls=CommandGroup, no_args_is_help=True, help="Train, evaluate, compare, predict, soup and export "
                   "segmentation_models_pytorch models on datatools datasets.")
@@ -308,6 +311,8 @@ def predict_cmd(
     data: DataOpt = None,
     tta: TtaOpt = None,
     vote: VoteOpt = False,
+    sliding_window: SlidingOpt = None,
+    blend: BlendOpt = Blend.GAUSSIAN,
     save_probs: Annotated[bool, typer.Option("--save-probs", help="Also write probs/<file_name stem>.npz per "
                                              "image (for pseudo-label --probs and clean --probs; format above).")]
     = False,
@@ -351,7 +356,9 @@ def predict_cmd(
     else:
         items = items_from_dataset(_dataset(ann, images, data, skip_invalid, progress))
     val = _validation(val_ann, val_images, val_data, progress)
-    result = predict(ckpt, items, out, tta=tta, vote=vote, save_probs=save_probs, probs_dtype=probs_dtype,
+    sliding = SlidingWindow.parse(sliding_window, blend, tile_batch=batch) if sliding_window else None
+    result = predict(ckpt, items, out, tta=tta, vote=vote, sliding=sliding, save_probs=save_probs,
+                     probs_dtype=probs_dtype,
                      submission=SubmissionStyle.parse(submission) if submission else None,
                      submission_size=submission_size, thresholds=thresholds, val=val, batch=batch, workers=workers,
                      device=device, mask_format=mask_format, overwrite=overwrite, progress=progress)

@@ -24,6 +24,7 @@ from datatools.core.paths import require_folder
 from .checkpoint import ModelSpec, load_checkpoint, model_from_checkpoint
 from .config import Mode
 from .distributed import resolve_device
+from .sliding import SlidingWindow
 from .tta import TTA, normalize, predict_probs
 
 __all__ = ["Ensemble", "Item", "Prediction", "items_from_dataset", "items_from_folder"]
@@ -65,9 +66,9 @@ def items_from_folder(folder: str | os.PathLike[str]) -> list[Item]:
 
 
 class _Images:
-    """torch Dataset protocol: (3, S, S) uint8 tensor and the item index."""
+    """torch Dataset protocol: (3, S, S) uint8 tensor (or the image as it is, size None) and the item index."""
 
-    def __init__(self, items: Sequence[Item], size: int) -> None:
+    def __init__(self, items: Sequence[Item], size: int | None) -> None:
         self.items, self.size = list(items), size
 
     def __len__(self) -> int:
@@ -82,7 +83,8 @@ class _Images:
         if image.shape[:2] != (item.height, item.width):
             raise InvalidDatasetError(f"{item.path}: image is {image.shape[1]}x{image.shape[0]}, "
                                       f"the records say {item.width}x{item.height}")
-        small = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        small = image if self.size is None else cv2.resize(image, (self.size, self.size),
+                                                            interpolation=cv2.INTER_AREA)
         return torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1))), index
 
 
@@ -141,8 +143,10 @@ class Ensemble:
         return self.spec.names
 
     def batch_probs(self, images: Any, tta: TTA | None = None, *, vote: bool = False,
-                    thresholds: Sequence[float] | None = None, max_batch: int | None = None) -> Any:
-        """(N, C, S, S) mean probabilities over models and views for a uint8 batch at the first model's size.
+                    thresholds: Sequence[float] | None = None, max_batch: int | None = None,
+                    native: bool = False) -> Any:
+        """(N, C, S, S) mean probabilities over models and views for a uint8 batch at the first model's size
+        (``native``: at the batch's own size, each model run on it unresized, as sliding-window tiles are).
 
         With ``vote``, each model casts its decision (argmax, or probability >= threshold) and the result holds
         the share of models that voted for each class.
@@ -154,7 +158,7 @@ class Ensemble:
         total = None
         with torch.inference_mode():
             for model, spec in self.members:
-                x = images.float() if images.shape[-1] == spec.size else F.interpolate(
+                x = images.float() if native or images.shape[-1] == spec.size else F.interpolate(
                     images.float(), size=(spec.size, spec.size), mode="bilinear", align_corners=False)
                 x = normalize(x, spec.mean, spec.std)
                 if self.device.type == "cuda":
@@ -195,14 +199,20 @@ class Ensemble:
 
     def predictions(self, items: Sequence[Item], *, tta: TTA | None = None, vote: bool = False,
                     thresholds: Sequence[float] | None = None, batch: int = 8, workers: int | None = None,
-                    max_batch: int | None = None, progress: bool = False) -> Iterator[Prediction]:
-        """Predict every item, in order, one :class:`Prediction` at a time."""
+                    max_batch: int | None = None, progress: bool = False,
+                    sliding: SlidingWindow | None = None) -> Iterator[Prediction]:
+        """Predict every item, in order, one :class:`Prediction` at a time (``sliding``: tile by tile at full
+        resolution, one image at a time, :mod:`train.sliding`)."""
         import torch
         import torch.nn.functional as F
 
         from .engine import default_loader_workers
 
         workers = default_loader_workers() if workers is None else workers
+        if sliding is not None:
+            yield from self._sliding(items, sliding, tta=tta, vote=vote, thresholds=thresholds, workers=workers,
+                                     max_batch=max_batch, progress=progress)
+            return
         loader: Any = torch.utils.data.DataLoader(cast(Any, _Images(items, self.spec.size)), batch_size=batch,
                                                   num_workers=workers,
                                              pin_memory=self.device.type == "cuda")
@@ -218,6 +228,30 @@ class Ensemble:
                                          align_corners=False)[0]
                     yield Prediction(item, probs[k].cpu(), full, self.decide(full, thresholds, vote))
                     bar.advance(task)
+
+
+    def _sliding(self, items: Sequence[Item], sliding: SlidingWindow, *, tta: TTA | None, vote: bool,
+                 thresholds: Sequence[float] | None, workers: int, max_batch: int | None,
+                 progress: bool) -> Iterator[Prediction]:
+        import torch
+        import torch.nn.functional as F
+
+        loader: Any = torch.utils.data.DataLoader(cast(Any, _Images(items, None)), batch_size=1, num_workers=workers,
+                                                  pin_memory=self.device.type == "cuda")
+
+        def tile_probs(tiles: Any) -> Any:
+            return self.batch_probs(tiles, tta, vote=vote, thresholds=thresholds, max_batch=max_batch, native=True)
+
+        size = (self.spec.size, self.spec.size)
+        with _bar(progress, len(items)) as bar:
+            task = bar.add_task("predicting", total=len(items))
+            for image, index in loader:
+                item = items[int(index[0])]
+                with torch.inference_mode():
+                    full = sliding.probs(image[0].to(self.device, non_blocking=True), tile_probs)
+                    small = F.interpolate(full[None], size=size, mode="bilinear", align_corners=False)[0]
+                yield Prediction(item, small.cpu(), full, self.decide(full, thresholds, vote))
+                bar.advance(task)
 
 
 def _bar(enabled: bool, total: int) -> Any:

@@ -9,6 +9,7 @@ import typer
 
 from datatools.cli._common import parse_size_hw
 
+from .sliding import Blend
 from .tta import TTA
 
 FoldsOpt = Annotated[Path | None, typer.Option("--folds", help="folds.parquet (datatools folds).", show_default=False)]
@@ -108,3 +109,20 @@ ThresholdsOpt = Annotated[str | None, typer.Option("--thresholds", callback=chec
                                                    help="Multilabel: 0.5, one value per class, a thresholds.json "
                                                    "from evaluate, or auto (searched on the validation set).",
                                                    show_default=False)]
+
+
+def check_sliding(value: str | None) -> str | None:
+    from .sliding import SlidingWindow
+
+    if value is not None:
+        try:
+            SlidingWindow.parse(value)
+        except ValueError as exc:
+            raise typer.BadParameter(f"{exc} (in {value!r})") from None
+    return value
+
+
+SlidingOpt = Annotated[str | None, typer.Option("--sliding-window", callback=check_sliding, metavar="TILE[,STRIDE]",
+                                                help="Predict full-resolution tiles (a multiple of 32), blended; "
+                                                "stride TILE/2 by default.", show_default=False)]
+BlendOpt = Annotated[Blend, typer.Option("--blend", help="Tile weights of --sliding-window.")]

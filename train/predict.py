@@ -36,6 +36,7 @@ from datatools.formats.submission_dir import SubmissionStyle
 
 from .config import Mode
 from .ensemble import Ensemble, Item
+from .sliding import SlidingWindow
 from .thresholds import parse_thresholds
 from .tta import TTA
 
@@ -130,6 +131,7 @@ def predict(
     *,
     tta: TTA | str | None = None,
     vote: bool = False,
+    sliding: SlidingWindow | None = None,
     save_probs: bool = False,
     probs_dtype: ProbsDtype | str = ProbsDtype.UINT8,
     submission: SubmissionStyle | str | None = None,
@@ -149,6 +151,7 @@ def predict(
         ckpts: checkpoints (the same classes and mode); their probabilities are averaged.
         items: images (``items_from_dataset`` or ``items_from_folder``).
         out: output folder (see the module docstring).
+        sliding: predict tile by tile at full resolution (:mod:`train.sliding`) instead of resizing each image.
         tta: views, e.g. ``"hflip,vflip,rot90,scale:0.75,1,1.25"``.
         vote: pixel majority vote of the models instead of the mean of probabilities.
         save_probs: also write compact probabilities for later ensembling.
@@ -190,7 +193,7 @@ def predict(
     with output_dir(out, overwrite) as tmp:
         (tmp / "ann_dir").mkdir()
         for pred in ens.predictions(items, tta=tta, vote=vote, thresholds=chosen, batch=batch, workers=workers,
-                                    progress=progress):
+                                    progress=progress, sliding=sliding):
             name = pred.item.file_name
             if ens.mode is Mode.MULTILABEL:
                 dst = tmp / "ann_dir" / _stem(name, ".npz")
@@ -212,6 +215,8 @@ def predict(
         atomic_write_json(tmp / "predict.json", {
             "ckpts": [str(p) for p in ens.paths], "images": len(items), "mode": ens.mode.value,
             "tta": {"views": list(tta.views), "scales": list(tta.scales)}, "vote": vote,
+            "sliding_window": None if sliding is None else {"tile": sliding.tile, "stride": sliding.stride,
+                                                            "blend": sliding.blend},
             "thresholds": dict(zip(ens.names, chosen, strict=True)) if chosen else None,
             "submission": kind.value if kind else None, "mask_format": mask_format.value,
         }, indent=2)

@@ -170,6 +170,9 @@ BAD_VALUES: list[tuple[tuple[str, ...], str, str]] = [
     (("train", "predict"), "--probs-dtype", "int8"),
     (("train", "predict"), "--thresholds", "1.5"),
     (("train", "predict"), "--device", "cuda:x"),
+    (("train", "predict"), "--sliding-window", "70"),
+    (("train", "predict"), "--sliding-window", "64,0"),
+    (("train", "predict"), "--blend", "box"),
     (("train", "soup"), "--device", "tpu"),
     *[((("augment", op)), option, value) for op in ("mosaic", "ricap", "copy-paste", "flip", "rotate", "albu")
       for option, value in (("--format", "gif"), ("--segmentation", "mask"))],

@@ -23,8 +23,13 @@ from datatools_train import data as data_module  # noqa: E402
 from datatools_train.augment import build_transform, load_pipeline  # noqa: E402
 from datatools_train.checkpoint import ModelSpec, load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: E402
 from datatools_train.config import Mode  # noqa: E402
-from datatools_train.data import MaskSource, SegmentationData, check_same_classes, detect_mode  # noqa: E402
-from datatools_train.engine import _without_leaks  # noqa: E402
+from datatools_train.data import (  # noqa: E402
+    MaskSource,
+    SegmentationData,
+    check_same_classes,
+    detect_mode,
+    without_leaks,  # noqa: E402
+)
 from datatools_train.model import create_model  # noqa: E402
 
 pytestmark = pytest.mark.train
@@ -118,7 +123,7 @@ def test_datasets_of_one_run_share_classes_and_extras_never_leak(tiny_multiclass
         check_same_classes(train, other)
     extra = Dataset.from_dir(tiny_multiclass[0])
     extra.images[0]["datatools"] = {"op": "mosaic", "sources": [{"file_name": val.images[0]["file_name"]}]}
-    kept = _without_leaks(extra, val, lambda msg: None)
+    kept = without_leaks(extra, val, lambda msg: None)
     assert [i["id"] for i in kept.images] == [i["id"] for i in extra.images[1:]]
 
 

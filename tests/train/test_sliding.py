@@ -1,0 +1,106 @@
+"""``predict --sliding-window``: tiled prediction equals a brute-force tile loop with the same blending, and a tile
+the size of the image equals plain predict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("segmentation_models_pytorch")
+
+import cv2  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from datatools.cli.main import app  # noqa: E402
+from datatools_train.checkpoint import ModelSpec, save_checkpoint  # noqa: E402
+from datatools_train.config import Mode  # noqa: E402
+from datatools_train.ensemble import Ensemble, Item  # noqa: E402
+from datatools_train.model import create_model  # noqa: E402
+from datatools_train.predict import load_probs  # noqa: E402
+from datatools_train.sliding import SlidingWindow  # noqa: E402
+from datatools_train.tta import TTA, normalize  # noqa: E402
+
+runner = CliRunner()
+CLASSES = ({"value": 0, "category_id": None, "name": "background", "color": [0, 0, 0]},
+           {"value": 1, "category_id": 1, "name": "a", "color": [200, 0, 0]},
+           {"value": 2, "category_id": 2, "name": "b", "color": [0, 200, 0]})
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """An untrained Unet/resnet18 at side 64 (BatchNorm in eval mode: tiles are independent) and two images."""
+    root = tmp_path_factory.mktemp("sliding")
+    torch.manual_seed(0)
+    spec = ModelSpec("Unet", "resnet18", CLASSES, Mode.MULTICLASS, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 64)
+    model = create_model("Unet", "resnet18", classes=3, weights=None).eval()
+    save_checkpoint(root / "best.pt", spec, model, epoch=1)
+    rng = np.random.default_rng(0)
+    images = root / "images"
+    images.mkdir()
+    big = cv2.GaussianBlur(rng.integers(0, 256, (150, 200, 3), dtype=np.uint8), (0, 0), 3)
+    cv2.imwrite(str(images / "big.png"), big)
+    cv2.imwrite(str(images / "small.png"), big[:64, :64])
+    return root / "best.pt", images
+
+
+def _brute_force(ckpt: Path, image: np.ndarray, tile: int, stride: int, tta: TTA | None) -> np.ndarray:
+    """Every tile on its own, through the model and its TTA views, blended with the same weights."""
+    ens = Ensemble([ckpt], "cpu")
+    model, spec = ens.members[0]
+    h, w = image.shape[:2]
+    ys = sorted({*range(0, h - tile + 1, stride), h - tile})
+    xs = sorted({*range(0, w - tile + 1, stride), w - tile})
+    weight = SlidingWindow(tile, stride).weights().numpy()
+    total, norm = np.zeros((3, h, w)), np.zeros((h, w))
+    for y in ys:
+        for x in xs:
+            crop = torch.from_numpy(np.ascontiguousarray(image[y:y + tile, x:x + tile].transpose(2, 0, 1)))[None]
+            views = []
+            for view in (tta or TTA()).views:
+                flip = [3] if view == "hflip" else []
+                xin = normalize(crop, spec.mean, spec.std)
+                with torch.inference_mode():
+                    out = model(torch.flip(xin, flip) if flip else xin)
+                views.append((torch.flip(out, flip) if flip else out).softmax(dim=1)[0].numpy())
+            total[:, y:y + tile, x:x + tile] += np.mean(views, axis=0) * weight
+            norm[y:y + tile, x:x + tile] += weight
+    return total / norm
+
+
+@pytest.mark.parametrize(("tile", "stride", "tta"), [(64, 40, None), (96, 64, "hflip")])
+def test_tiled_prediction_equals_a_brute_force_tile_loop(setup: tuple[Path, Path], tile: int, stride: int,
+                                                         tta: str | None) -> None:
+    ckpt, images = setup
+    image = cv2.imread(str(images / "big.png"))[:, :, ::-1].copy()
+    ens = Ensemble([ckpt], "cpu")
+    item = Item("big.png", images / "big.png", 150, 200)
+    pred = next(ens.predictions([item], tta=TTA.parse(tta), workers=0,
+                                sliding=SlidingWindow(tile, stride, tile_batch=3)))
+    expected = _brute_force(ckpt, image, tile, stride, TTA.parse(tta))
+    np.testing.assert_allclose(pred.full.numpy(), expected, atol=2e-5)
+    assert np.array_equal(pred.mask, expected.argmax(axis=0))
+
+
+def test_tile_equal_to_the_image_equals_plain_predict(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    ckpt, images = setup
+    args = ["train", "predict", "--ckpt", str(ckpt), "--images", str(images), "--workers", "0", "--save-probs",
+            "--probs-dtype", "float16", "--no-progress"]
+    plain = runner.invoke(app, [*args, "--out", str(tmp_path / "plain")])
+    tiled = runner.invoke(app, [*args, "--sliding-window", "64", "--blend", "uniform", "--out", str(tmp_path / "t")])
+    assert plain.exit_code == 0 and tiled.exit_code == 0, (plain.output, tiled.output)
+    a, _ = load_probs(tmp_path / "plain" / "probs" / "small.npz")
+    b, _ = load_probs(tmp_path / "t" / "probs" / "small.npz")
+    np.testing.assert_allclose(a, b, atol=1e-3)
+    assert (tmp_path / "plain" / "ann_dir" / "small.png").read_bytes() == (tmp_path / "t" / "ann_dir" /
+                                                                          "small.png").read_bytes()
+
+
+def test_tile_origins_cover_the_axis() -> None:
+    window = SlidingWindow.parse("512,384")
+    assert window.starts(1000) == [0, 384, 488] and window.starts(300) == [0]
+    assert SlidingWindow.parse("64").stride == 32
+    with pytest.raises(ValueError, match="multiple of 32"):
+        SlidingWindow.parse("70")
