@@ -313,6 +313,8 @@ def predict_cmd(
     vote: VoteOpt = False,
     sliding_window: SlidingOpt = None,
     blend: BlendOpt = Blend.GAUSSIAN,
+    coco: Annotated[bool, typer.Option("--coco", help="Also write coco/: the predictions as a dataset (an RLE "
+                                       "per component and class).")] = False,
     save_probs: Annotated[bool, typer.Option("--save-probs", help="Also write probs/<file_name stem>.npz per "
                                              "image (for pseudo-label --probs and clean --probs; format above).")]
     = False,
@@ -357,7 +359,7 @@ def predict_cmd(
         items = items_from_dataset(_dataset(ann, images, data, skip_invalid, progress))
     val = _validation(val_ann, val_images, val_data, progress)
     sliding = SlidingWindow.parse(sliding_window, blend, tile_batch=batch) if sliding_window else None
-    result = predict(ckpt, items, out, tta=tta, vote=vote, sliding=sliding, save_probs=save_probs,
+    result = predict(ckpt, items, out, tta=tta, vote=vote, sliding=sliding, coco=coco, save_probs=save_probs,
                      probs_dtype=probs_dtype,
                      submission=SubmissionStyle.parse(submission) if submission else None,
                      submission_size=submission_size, thresholds=thresholds, val=val, batch=batch, workers=workers,

@@ -9,11 +9,13 @@ Output folder (written atomically)::
       probs/<stem>.npz            --save-probs: ``probs`` (C, S, S) at the model size, float16 or uint8
                                   (probability * 255), plus ``shape_hw`` of the image; see :func:`load_probs`
       submission.csv              --submission class-ids | rle (see datatools convert submission)
+      coco/                       --coco: annotations.json (an RLE per connected component and class) + images/
       predict.json                what was run
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import zipfile
@@ -36,6 +38,7 @@ from datatools.formats.submission_dir import SubmissionStyle
 
 from .config import Mode
 from .ensemble import Ensemble, Item
+from .predict_coco import PredictionWriter
 from .sliding import SlidingWindow
 from .thresholds import parse_thresholds
 from .tta import TTA
@@ -132,6 +135,7 @@ def predict(
     tta: TTA | str | None = None,
     vote: bool = False,
     sliding: SlidingWindow | None = None,
+    coco: bool = False,
     save_probs: bool = False,
     probs_dtype: ProbsDtype | str = ProbsDtype.UINT8,
     submission: SubmissionStyle | str | None = None,
@@ -152,6 +156,7 @@ def predict(
         items: images (``items_from_dataset`` or ``items_from_folder``).
         out: output folder (see the module docstring).
         sliding: predict tile by tile at full resolution (:mod:`train.sliding`) instead of resizing each image.
+        coco: also write ``coco/``, the predictions as a dataset folder (:mod:`train.predict_coco`).
         tta: views, e.g. ``"hflip,vflip,rot90,scale:0.75,1,1.25"``.
         vote: pixel majority vote of the models instead of the mean of probabilities.
         save_probs: also write compact probabilities for later ensembling.
@@ -190,8 +195,9 @@ def predict(
     if not items:
         raise InvalidDatasetError("no images to predict")
     palette = ens.spec.class_map().palette()
-    with output_dir(out, overwrite) as tmp:
+    with output_dir(out, overwrite) as tmp, contextlib.ExitStack() as stack:
         (tmp / "ann_dir").mkdir()
+        as_coco = stack.enter_context(PredictionWriter(tmp / "coco", ens.spec, ens.paths)) if coco else None
         for pred in ens.predictions(items, tta=tta, vote=vote, thresholds=chosen, batch=batch, workers=workers,
                                     progress=progress, sliding=sliding):
             name = pred.item.file_name
@@ -207,6 +213,11 @@ def predict(
                 pdst = tmp / "probs" / _stem(name, ".npz")
                 pdst.parent.mkdir(parents=True, exist_ok=True)
                 pdst.write_bytes(probs_bytes(pred.probs, (pred.item.height, pred.item.width), probs_dtype))
+            if as_coco is not None:
+                as_coco.add(pred.item, pred.mask)
+        if as_coco is not None:
+            as_coco.finish()
+            stack.close()  # coco/ moves into place inside the staged output
         ens.spec.class_map().save(tmp / "classes.json")
         csv = None
         if kind is not None:

@@ -1,5 +1,5 @@
 """``predict --sliding-window``: tiled prediction equals a brute-force tile loop with the same blending, and a tile
-the size of the image equals plain predict."""
+the size of the image equals plain predict; ``predict --coco`` rasterises back to the predicted masks."""
 
 from __future__ import annotations
 
@@ -104,3 +104,26 @@ def test_tile_origins_cover_the_axis() -> None:
     assert SlidingWindow.parse("64").stride == 32
     with pytest.raises(ValueError, match="multiple of 32"):
         SlidingWindow.parse("70")
+
+
+def test_predict_coco_rasterises_back_to_the_predicted_masks(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    """``--coco`` writes a dataset whose annotations, through the one rasteriser, give the masks in ann_dir."""
+    from PIL import Image
+
+    from datatools.core.dataset import Dataset
+    from datatools.core.masks import rasterize_semantic
+
+    ckpt, images = setup
+    out = tmp_path / "pred"
+    result = runner.invoke(app, ["train", "predict", "--ckpt", str(ckpt), "--images", str(images), "--workers", "0",
+                                 "--coco", "--mask-format", "gray", "--no-progress", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    ds = Dataset.load(out / "coco" / "annotations.json", out / "coco" / "images")
+    assert sorted(i["file_name"] for i in ds.images) == ["big.png", "small.png"]
+    assert len({a["category_id"] for a in ds.annotations}) == 2  # the untrained model predicts both classes
+    for img in ds.images:
+        assert ds.image_path(img).read_bytes() == (images / img["file_name"]).read_bytes()
+        mask = np.asarray(Image.open(out / "ann_dir" / img["file_name"]))
+        back = rasterize_semantic(ds.annotations_of(img["id"]), img["height"], img["width"], ds.class_map(),
+                                  "smaller-on-top")
+        assert np.array_equal(back, mask)
