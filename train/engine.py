@@ -194,6 +194,10 @@ def fit(config: TrainConfig, train: Dataset, out: str | os.PathLike[str], *, val
         config = replace(config, normalize=name, mean=mean, std=std)
     rt: Runtime = setup(config.device)
     state = prepare_run_folder(out, resume, overwrite, rt.main)
+    if state is not None:  # a resumed run keeps the normalisation it started with
+        mean, std = tuple(state["spec"]["mean"]), tuple(state["spec"]["std"])
+        name = (state.get("config") or {}).get("normalize") or ",".join(f"{v:g}" for v in (*mean, *std))
+        config = replace(config, normalize=str(name), mean=mean, std=std)
     existed = out.is_dir()  # empty, or (--resume) a run
     done: list[int] = [int(state["epoch"])] if state else []  # the epochs last.pt holds, as they end
     try:

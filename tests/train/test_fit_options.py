@@ -109,6 +109,12 @@ def test_stats_file_and_explicit_values_reach_the_checkpoint(tiny_multiclass: tu
     assert result.exit_code == 0, result.output
     spec = load_checkpoint(tmp_path / "a" / "best.pt")["spec"]
     assert (spec["mean"], spec["std"]) == ([0.1, 0.2, 0.3], [0.4, 0.5, 0.6])
+    resumed = runner.invoke(app, ["train", "fit", "--data", str(train_dir), "--epochs", "2", "--resume", "--out",
+                                  str(tmp_path / "a"), *FAST])  # --normalize auto now: the run keeps its values
+    assert resumed.exit_code == 0, resumed.output
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert (config["normalize"], config["mean"], config["std"]) == ("dataset", [0.1, 0.2, 0.3], [0.4, 0.5, 0.6])
+    assert load_checkpoint(tmp_path / "a" / "last.pt")["config"]["mean"] == [0.1, 0.2, 0.3]
     summary.write_text("{}")
     bad = runner.invoke(app, ["train", "fit", "--data", str(train_dir), "--normalize", "dataset", "--stats",
                               str(summary), "--out", str(tmp_path / "b"), *FAST])
