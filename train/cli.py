@@ -1,6 +1,7 @@
-"""``datatools train fit|evaluate|compare|predict|soup`` (also ``python -m datatools_train``).
+"""``datatools train fit|evaluate|compare|predict|soup|export`` (also ``python -m datatools_train``).
 
 Thin: parse options, call the API in ``train.engine``, ``train.evaluate``, ``train.predict``, ``train.soup``, print.
+``compare`` and ``export`` (commands on finished runs' files, no dataset) live in ``train.cli_runs``.
 Importing this module does not import torch; each command imports what it needs when it runs.
 """
 
@@ -37,8 +38,8 @@ from datatools.core.errors import DatatoolsError
 from datatools.core.imageio import MaskFormat
 from datatools.formats.submission_dir import SubmissionStyle
 
+from .cli_runs import compare_cmd, export_cmd
 from .config import LogKind, LossName, Mode, Optimizer, SamplerName, Scheduler, TrainConfig
-from .export import ExportFormat
 from .options import (
     BatchOpt,
     BlendOpt,
@@ -277,26 +278,7 @@ def evaluate_cmd(
                + (f"\nabsent from the truth, left out of both means: {', '.join(absent)}" if absent else ""))
 
 
-@app.command("compare")
-@handle_errors
-def compare_cmd(
-    evals: Annotated[list[Path], typer.Argument(metavar="EVAL_DIR...", help="Folders written by train evaluate; "
-                                                "the first is the reference.", show_default=False)],
-    out: OutOpt,
-    top: Annotated[int, typer.Option("--top", min=1, help="Images listed as improved and as regressed.")] = 8,
-    overwrite: OverwriteOpt = False,
-) -> None:
-    """Per-class deltas of two or more evaluations and the images that improved or regressed most.
-
-    Example:
-
-        datatools train compare eval_a/ eval_b/ --out cmp/
-    """
-    from .compare import compare
-
-    result = compare(evals, out, top=top, overwrite=overwrite)
-    typer.echo(result.table())
-    typer.echo(f"{len(result.images)} images compared; written to {out}")
+app.command("compare")(compare_cmd)
 
 
 @app.command("predict")
@@ -406,35 +388,7 @@ def soup_cmd(
     typer.echo(f"best: {result.best} in {out}")
 
 
-@app.command("export")
-@handle_errors
-def export_cmd(
-    ckpt: Annotated[Path, typer.Option("--ckpt", exists=True, dir_okay=False, help="Checkpoint (best.pt).")],
-    out: OutOpt,
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="onnx (onnxruntime) or torchscript.")]
-    = ExportFormat.ONNX,
-    size: Annotated[str | None, typer.Option("--size", callback=size_callback, metavar="N", help="Input side (a "
-                                             "multiple of 32).", show_default="the training side")] = None,
-    overwrite: OverwriteOpt = False,
-) -> None:
-    """Export a checkpoint as ONNX or TorchScript, with model.json (normalisation, side, classes) beside it.
-
-    The model takes (N, 3, S, S) float32 images normalised as model.json says and returns logits; model.json
-    also gives the largest difference from the PyTorch logits, measured on a random batch.
-
-    Example:
-
-        datatools train export --ckpt runs/a/best.pt --format onnx --out onnx/
-    """
-    from .export import export
-
-    side = square_side(size) if size else None
-    if side is not None and side % 32:
-        raise fail(f"--size must be a multiple of 32, got {side}")
-    result = export(ckpt, out, fmt, size=side, overwrite=overwrite)
-    diff = "not checked (pip install 'datatools[export]' for onnxruntime)" if result.max_abs_diff is None \
-        else f"{result.max_abs_diff:.2e}"
-    typer.echo(f"wrote {result.model} and model.json; largest difference from the PyTorch logits {diff}")
+app.command("export")(export_cmd)
 
 
 def main() -> Any:
