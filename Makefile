@@ -44,8 +44,10 @@ demo: $(STAMP)
 	@echo "  masks/valid/ (mask folder), run/ (checkpoints, history.csv), pred/ (masks + submission.csv),"
 	@echo "  pseudo/ (valid images pseudo-labelled as if unlabelled: train fit --extra $(DEMO_OUT)/pseudo)"
 
+# Tests run on up to 4 processes (pytest-xdist; one per core): on 2 cores the suite took 29.5 min under load
+# from two concurrent trainings, against ~28 min estimated serially when idle (18.8 min for 961 tests before this round).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check datatools train tests benchmarks examples

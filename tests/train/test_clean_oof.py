@@ -64,6 +64,11 @@ def test_ckpt_count_must_match_the_folds(tmp_path: Path) -> None:
     result = runner.invoke(app, ["clean", "--data", str(data), "--out", str(tmp_path / "o"), "--ckpt", str(fake),
                                  "--folds", str(folds / "folds.parquet")])
     assert result.exit_code == 2 and "2 folds but 1 --ckpt given" in result.stderr
+    # label issues need one checkpoint per fold: without --folds they are refused before any work
+    result = runner.invoke(app, ["clean", "--data", str(data), "--out", str(tmp_path / "o"), "--ckpt", str(fake),
+                                 "--checks", "labels"])
+    assert result.exit_code == 2 and "--checks labels needs" in result.stderr and "--folds" in result.stderr
+    # --ckpt alone is the encoder-feature outlier check: a file that is no checkpoint is one line
     result = runner.invoke(app, ["clean", "--data", str(data), "--out", str(tmp_path / "o"), "--ckpt", str(fake)])
-    assert result.exit_code == 2 and "--ckpt needs --folds" in result.stderr
+    assert result.exit_code == 2 and "not a datatools checkpoint" in result.stderr
     assert not (tmp_path / "o").exists()
