@@ -44,8 +44,8 @@ demo: $(STAMP)
 	@echo "  masks/valid/ (mask folder), run/ (checkpoints, history.csv), pred/ (masks + submission.csv),"
 	@echo "  pseudo/ (valid images pseudo-labelled as if unlabelled: train fit --extra $(DEMO_OUT)/pseudo)"
 
-# Tests run on up to 4 processes (pytest-xdist; one per core): on 2 cores the suite took 29.5 min under load
-# from two concurrent trainings, against ~28 min estimated serially when idle (18.8 min for 961 tests before this round).
+# Tests run on up to 4 processes (pytest-xdist, one per core). On 2 cores: 961 tests took 18.8 min serially last
+# round; this round's 1,155 took 29.5 min on 2 processes while two CPU trainings shared the machine.
 test: $(STAMP)
 	$(PY) -m pytest -q -n auto --maxprocesses 4
 
