@@ -30,6 +30,7 @@ from datatools.core.engine import DEFAULT_RETRIES, SCHEDULER_ENV, Engine, use_en
 from datatools.core.errors import DatatoolsError
 from datatools.core.imageio import MaskFormat
 from datatools.core.issues import Issue
+from datatools.core.lateral import check_spec
 from datatools.core.masks import Crowd, OverlapPolicy
 from datatools.core.rarity import RARE_HELP
 from datatools.formats.submission_dir import OLD_STYLE_NAMES, SubmissionStyle
@@ -226,6 +227,18 @@ MaskFormatOpt = Annotated[
     typer.Option("--mask-format", help="Mask PNGs: palette (PIL and mmseg read class values, cv2.imread "
                  "colours) or gray (cv2.imread with IMREAD_UNCHANGED reads class values)."),
 ]
+
+
+def _lateral_spec(value: str) -> str:
+    try:
+        return check_spec(value)
+    except DatatoolsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+LateralOpt = Annotated[str, typer.Option("--lateral-pairs", callback=_lateral_spec, help="Classes that swap when "
+                                         "an image is mirrored: auto (pairs found from names like left_x/right_x, "
+                                         "x-L/x-R, upper_x/lower_x), none, or LEFT=RIGHT,TOP=BOTTOM.")]
 
 
 class _ClosedStdoutTolerant:

@@ -24,6 +24,7 @@ from datatools.cli._common import (
     DataOpt,
     EngineOpt,
     ImagesOpt,
+    LateralOpt,
     OptionalSizeOpt,
     OutOpt,
     OverwriteOpt,
@@ -42,7 +43,6 @@ from datatools.cli._common import (
 )
 from datatools.core.engine import DEFAULT_RETRIES, Engine
 from datatools.core.errors import DatatoolsError
-from datatools.core.lateral import check_spec
 from datatools.core.rarity import RARE_THRESHOLD
 
 app = typer.Typer(no_args_is_help=True, help="Make new images offline (mosaic, ricap, copy-paste, flip, rotate, "
@@ -62,16 +62,6 @@ FormatOpt = Annotated[ImageFormat | None, typer.Option("--format", help="Output 
 QualityOpt = Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG quality.")]
 SegOpt = Annotated[Segmentation, typer.Option("--segmentation", help="rle (exact) or polygon (no holes).")]
 
-def _lateral_spec(value: str) -> str:
-    try:
-        return check_spec(value)
-    except DatatoolsError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
-LateralOpt = Annotated[str, typer.Option("--lateral-pairs", callback=_lateral_spec, help="Classes that swap when "
-                                         "an image is mirrored: auto (pairs found from names like left_x/right_x, "
-                                         "x-L/x-R, upper_x/lower_x), none, or LEFT=RIGHT,TOP=BOTTOM.")]
 PreferOpt = Annotated[str | None, typer.Option("--prefer", help="Favour images holding these classes "
                                                "(NAME,NAME) or the rare ones (auto; see --rare-threshold).",
                                                show_default=False)]
