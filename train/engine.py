@@ -85,10 +85,8 @@ def make_loader(data: Any, batch: int, *, workers: int | None, shuffle: bool, se
 def validate(model: Any, loader: Any, mode: Mode, names: Sequence[str], spec: ModelSpec, device: Any, *,
              loss_fn: Any = None, amp_dtype: Any = None, baseline: MetricAccumulator | None = None
              ) -> tuple[float, Scores]:
-    """Mean loss and scores over a loader at the training size (argmax, or logit > 0 when multilabel).
-
-    ``baseline``, when given, also gets the counts of the all-background (all-empty) prediction.
-    """
+    """Mean loss and scores over a loader at the training size (argmax, or logit > 0 when multilabel);
+    ``baseline``, when given, also gets the counts of the all-background (all-empty) prediction."""
     import torch
 
     model.eval()
