@@ -24,9 +24,26 @@ if TYPE_CHECKING:
 
     from datatools.core.dataset import Dataset
 
-__all__ = ["FOLD_COLUMNS", "FoldsMismatchError", "check_belongs", "fold_image_ids", "read_folds", "read_folds_for"]
+__all__ = ["FOLD_COLUMNS", "FoldsMismatchError", "check_belongs", "fold_image_ids", "read_folds", "read_folds_for",
+           "read_table_file"]
 
 FOLD_COLUMNS = ("image_id", "file_name", "group", "fold")
+
+
+def read_table_file(path: str | os.PathLike[str], what: str) -> pd.DataFrame:
+    """Read a parquet table a datatools command wrote (a folds or a findings table); ``what`` names it in errors.
+
+    Raises:
+        UnreadableFileError: missing or not parquet.
+    """
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise UnreadableFileError(f"{path}: {what} file not found") from None
+    except Exception as exc:  # pyarrow raises several types for a file that is not parquet
+        raise UnreadableFileError(f"{path}: not a readable parquet file ({exc})") from None
 
 
 def read_folds(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -36,15 +53,8 @@ def read_folds(path: str | os.PathLike[str]) -> pd.DataFrame:
         UnreadableFileError: missing or not parquet.
         InvalidDatasetError: columns missing, an image listed twice, or a group split across folds.
     """
-    import pandas as pd
-
     path = Path(path)
-    try:
-        table = pd.read_parquet(path)
-    except FileNotFoundError:
-        raise UnreadableFileError(f"{path}: folds file not found") from None
-    except Exception as exc:  # pyarrow raises several types for a file that is not parquet
-        raise UnreadableFileError(f"{path}: not a readable parquet file ({exc})") from None
+    table = read_table_file(path, "folds")
     missing = [c for c in FOLD_COLUMNS if c not in table.columns]
     if missing:
         raise InvalidDatasetError(f"{path}: folds table lacks column(s) {', '.join(missing)}")

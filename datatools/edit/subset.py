@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from datatools.core.dataset import Dataset
-from datatools.core.errors import DatatoolsError, InvalidDatasetError, UnreadableFileError
+from datatools.core.errors import DatatoolsError, InvalidDatasetError
+from datatools.core.folds_table import read_table_file
 from datatools.edit.refs import ClassRef, resolve
 
 __all__ = ["Selection", "flagged_image_ids", "select_images"]
@@ -75,15 +76,8 @@ def flagged_image_ids(ds: Dataset, findings: str | os.PathLike[str], kinds: Sequ
         UnreadableFileError: the file is missing or not parquet.
         InvalidDatasetError: not a findings table, or made for another dataset (an image id naming another file).
     """
-    import pandas as pd
-
     path = Path(findings)
-    try:
-        table = pd.read_parquet(path)
-    except FileNotFoundError:
-        raise UnreadableFileError(f"{path}: findings file not found") from None
-    except Exception as exc:  # pyarrow raises several types for a file that is not parquet
-        raise UnreadableFileError(f"{path}: not a readable parquet file ({exc})") from None
+    table = read_table_file(path, "findings")
     missing = [c for c in ("kind", "code", "image_id", "file_name") if c not in table.columns]
     if missing:
         raise InvalidDatasetError(f"{path}: not a findings table of `datatools clean` (no column "
