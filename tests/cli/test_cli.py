@@ -34,6 +34,21 @@ def test_help_starts_without_torch() -> None:
     assert out.stdout.strip().endswith("clean")
 
 
+def test_a_command_builds_only_itself() -> None:
+    """`datatools eda ...` imports and builds eda alone: the other commands' modules (and their libraries) stay
+    unloaded, so every command starts faster; the root help still lists every command."""
+    code = ("import sys\nfrom datatools.cli.main import COMMANDS, main\nsys.argv = ['datatools', 'eda', '--help']\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+            "loaded = sorted(n for n, (m, _, _) in COMMANDS.items() if m in sys.modules)\nprint(loaded)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "['eda']"
+    root = run("--help")
+    assert root.returncode == 0, root.stderr
+    for name in ("validate", "convert", "eda", "edit", "folds", "augment", "clean", "pseudo-label", "train"):
+        assert f" {name} " in root.stdout, name
+
+
 def _commands() -> list[list[str]]:
     return [["validate"], ["convert", "masks"], ["convert", "coco"], ["convert", "from-masks"],
             ["convert", "polygon-json"], ["convert", "submission"], ["convert", "from-submission"],
