@@ -10,7 +10,7 @@ import numpy as np
 
 from datatools.core.classes import plot_label
 from datatools.eda.compare_report import split_distributions
-from datatools.eda.plots import _NORMAL, _figure, _label_inches, _margins, _matrix, _png
+from datatools.eda.plots import _NORMAL, _figure, _label_inches, _margins, _matrix, _png, hist
 
 __all__ = ["EXTRA_PLOTS"]
 
@@ -59,7 +59,7 @@ def meta_distributions(columns: list[dict[str, Any]]) -> bytes:
     for ax, col in zip(axes, columns, strict=False):
         if col["kind"] == "numeric":
             vals = np.array([v for v in col["values"] if v is not None], dtype=float)
-            ax.hist(vals, bins=25, color=_NORMAL, edgecolor="white", linewidth=0.5)
+            hist(ax, vals, 25, _NORMAL)
             if len(vals):
                 ax.set_title(f"{plot_label(col['name'])} (median {np.median(vals):.3g})")
         else:

@@ -157,10 +157,17 @@ def _log_x(ax: Any) -> None:
     _plain_log_ticks(ax.xaxis)
 
 
+def hist(ax: Any, values: npt.ArrayLike, bins: Any, color: str, **kwargs: Any) -> None:
+    """A filled histogram drawn as one step artist (``ax.hist`` makes a patch per bin: several times slower
+    to draw, and most of a figure's cost with a few histograms)."""
+    counts, edges = np.histogram(np.asarray(values, dtype=float), bins=bins)
+    ax.stairs(counts, edges, fill=True, color=color, **kwargs)
+
+
 def _int_hist(ax: Any, values: npt.NDArray[np.int64], color: str) -> None:
     top = int(values.max()) if len(values) else 0
     bins = np.arange(-0.5, top + 1.5) if top <= 60 else 40
-    ax.hist(values, bins=bins, color=color, edgecolor="white", linewidth=0.5)
+    hist(ax, values, bins, color)
 
 
 def objects_per_image(n_annotations: list[int], n_classes: list[int]) -> bytes:
@@ -188,7 +195,7 @@ def image_sizes(widths: list[int], heights: list[int]) -> bytes:
     ax1.set_xlabel("width")
     ax1.set_ylabel("height")
     ax1.set_title(f"{len(pairs)} distinct sizes")
-    ax2.hist(np.asarray(widths) / np.maximum(np.asarray(heights), 1), bins=30, color=_NORMAL, edgecolor="white")
+    hist(ax2, np.asarray(widths) / np.maximum(np.asarray(heights), 1), 30, _NORMAL)
     ax2.set_title("aspect ratio (width / height)")
     return _png(fig)
 
@@ -212,7 +219,7 @@ def brightness_contrast(brightness: list[float], contrast: list[float], b_outlie
     ax1.legend(loc="upper right")  # "best" searches every point: slow for many images
     for ax, vals, flags, title in ((ax2, b, b_outlier, "brightness"), (ax3, c, c_outlier, "contrast")):
         ok = ~np.isnan(vals)
-        ax.hist(vals[ok], bins=30, color=_NORMAL, edgecolor="white", linewidth=0.5)
+        hist(ax, vals[ok], 30, _NORMAL)
         for v in vals[np.asarray(flags, dtype=bool)]:
             ax.axvline(v, color=_OUTLIER, lw=0.8)
         ax.set_title(title)
