@@ -39,6 +39,8 @@ __all__ = [
     "pixel_stats",
     "read_checked",
     "sharpness",
+    "shrink_region",
+    "thumbnail_mask",
 ]
 
 #: Side of the per-class spatial heat map (every image is mapped onto the same HEAT_SIZE x HEAT_SIZE grid).
@@ -226,30 +228,30 @@ def read_checked(job: ImageJob, root: str) -> tuple[npt.NDArray[np.uint8] | None
     return image, None
 
 
+def shrink_region(segmentation: Any, rle: dict[str, Any], hw: tuple[int, int],
+                  out_hw: tuple[int, int]) -> dict[str, Any]:
+    """One region (an annotation's segmentation, whose full-size RLE is ``rle``) on a smaller ``out_hw`` grid, as
+    RLE: polygons are scaled and rasterised there by the one rasteriser (no full-size mask is made); RLE masks are
+    area-averaged (a cell counts when at least half covered)."""
+    (h, w), (oh, ow) = hw, out_hw
+    if isinstance(segmentation, list):
+        sx, sy = ow / w, oh / h
+        scaled = [(np.asarray(part, dtype=np.float64).reshape(-1, 2) * (sx, sy)).ravel().tolist()
+                  for part in segmentation]
+        return annotation_to_rle(scaled, oh, ow)
+    full = mask_utils.decode(rle)
+    cover = cv2.resize(np.ascontiguousarray(full) * np.uint8(255), (ow, oh), interpolation=cv2.INTER_AREA)
+    return mask_to_rle(cover >= 128)
+
+
 def _heat(
     annotations: list[dict[str, Any]], rles: list[dict[str, Any]], values: list[int], hw: tuple[int, int], size: int
 ) -> tuple[tuple[int, ...], npt.NDArray[np.uint8]]:
-    """Where each class's annotations sit, on a ``size`` x ``size`` grid: 1 where they cover a cell.
-
-    Polygons are scaled to the grid and rasterised there by the one rasteriser (cheap: no full-size mask);
-    RLE annotations are decoded and area-averaged (a cell counts when at least half covered).
-    """
-    h, w = hw
-    sx, sy = size / w, size / h
+    """Where each class's annotations sit, on a ``size`` x ``size`` grid: 1 where they cover a cell
+    (:func:`shrink_region`)."""
     by_value: dict[int, list[dict[str, Any]]] = {}
     for ann, rle, value in zip(annotations, rles, values, strict=True):
-        segm = ann["segmentation"]
-        if isinstance(segm, list):
-            scaled = []
-            for part in segm:
-                xy = np.asarray(part, dtype=np.float64).reshape(-1, 2) * (sx, sy)
-                scaled.append(xy.ravel().tolist())
-            small = annotation_to_rle(scaled, size, size)
-        else:
-            full = mask_utils.decode(rle)
-            cover = cv2.resize(np.ascontiguousarray(full) * np.uint8(255), (size, size), interpolation=cv2.INTER_AREA)
-            small = mask_to_rle(cover >= 128)
-        by_value.setdefault(value, []).append(small)
+        by_value.setdefault(value, []).append(shrink_region(ann["segmentation"], rle, hw, (size, size)))
     present = tuple(sorted(by_value))
     planes = np.zeros((len(present), size, size), dtype=np.uint8)
     for k, value in enumerate(present):
@@ -257,6 +259,37 @@ def _heat(
         union = group[0] if len(group) == 1 else mask_utils.merge(group, intersect=False)
         planes[k] = mask_utils.decode(union)
     return present, planes
+
+
+def thumbnail_mask(job: ImageJob, cfg: StatsConfig, rles: list[dict[str, Any]] | None = None
+                   ) -> tuple[tuple[int, int], npt.NDArray[np.uint8]]:
+    """``((height, width), mask)`` of an image's overlay thumbnail: the semantic mask painted at the thumbnail's
+    own size (:func:`shrink_region`; a full-size mask of a 2048 x 2048 X-ray with 29 classes would cost more
+    than the rest of its pass), or at full size for an image no wider than the thumbnail.
+
+    Args:
+        job: the image's records.
+        cfg: shared settings (class map, overlap policy, thumbnail width).
+        rles: the annotations' full-size RLEs when already made.
+    """
+    h, w = job.height, job.width
+    if w <= cfg.thumb_width:
+        return (h, w), rasterize_semantic(job.annotations, h, w, cfg.class_map, cfg.overlap, ignore=job.ignore)
+    out_hw = (max(1, round(h * cfg.thumb_width / w)), cfg.thumb_width)
+    if rles is None:
+        rles = [annotation_to_rle(a["segmentation"], h, w) for a in job.annotations]
+    anns = [{**a, "segmentation": shrink_region(a["segmentation"], rle, (h, w), out_hw)}
+            for a, rle in zip(job.annotations, rles, strict=True)]
+    ignore = [shrink_region(r, annotation_to_rle(r, h, w), (h, w), out_hw) for r in job.ignore]
+    return out_hw, rasterize_semantic(anns, *out_hw, cfg.class_map, cfg.overlap, ignore=ignore)
+
+
+def _thumbnail(image: npt.NDArray[np.uint8], job: ImageJob, cfg: StatsConfig,
+               rles: list[dict[str, Any]] | None = None) -> bytes:
+    (th, tw), mask = thumbnail_mask(job, cfg, rles)
+    if (th, tw) != image.shape[:2]:
+        image = np.asarray(cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    return render_thumbnail(image, mask, cfg.palette, cfg.thumb_width)
 
 
 def image_stats(job: ImageJob, cfg: StatsConfig) -> ImageStats:
@@ -300,10 +333,7 @@ def image_stats(job: ImageJob, cfg: StatsConfig) -> ImageStats:
     resolved = resolve(job.annotations, rles, values, areas, job.ignore, hw, cm, cfg.overlap,
                        compared_policies(cfg.overlap), overlaps.conflicting)
     heat_values, heat = _heat(job.annotations, rles, values, hw, cfg.heat_size)
-    thumb = None
-    if job.thumbnail and image is not None:
-        mask = rasterize_semantic(job.annotations, *hw, cm, cfg.overlap, ignore=job.ignore)
-        thumb = render_thumbnail(image, mask, cfg.palette, cfg.thumb_width)
+    thumb = _thumbnail(image, job, cfg, rles) if job.thumbnail and image is not None else None
     return ImageStats(
         index=job.index,
         class_px=resolved.class_px,
@@ -330,7 +360,4 @@ def image_thumbnail(job: ImageJob, cfg: StatsConfig) -> bytes | None:
         >>> jpeg = image_thumbnail(job, cfg)
     """
     image, _ = read_checked(job, cfg.root)
-    if image is None:
-        return None
-    mask = rasterize_semantic(job.annotations, job.height, job.width, cfg.class_map, cfg.overlap, ignore=job.ignore)
-    return render_thumbnail(image, mask, cfg.palette, cfg.thumb_width)
+    return None if image is None else _thumbnail(image, job, cfg)

@@ -224,3 +224,33 @@ def test_random_tangles_of_overlaps_equal_the_painted_masks(path: str) -> None:
             for other in compared_policies(OverlapPolicy.parse(policy)):
                 ref = rasterize_semantic(anns, h, w, cm, other, ignore=ignore)
                 assert stats.changed_px[str(other)] == int((ref != mask).sum()), (trial, policy, str(other))
+
+
+def test_thumbnail_mask_is_painted_at_the_thumbnail_size() -> None:
+    """The gallery's mask of an image wider than a thumbnail is painted at the thumbnail's size (scaled polygons,
+    area-averaged RLE and ignore regions) and agrees with the full-size mask scaled down; a narrow image's is the
+    full-size mask itself."""
+    from datatools.eda.stats import thumbnail_mask
+
+    cm = ClassMap.from_categories([{"id": 1, "name": "a"}, {"id": 2, "name": "b"}])
+    blob = np.zeros((960, 1280), bool)
+    blob[500:900, 100:700] = True
+    hole = np.zeros((960, 1280), bool)
+    hole[40:200, 1000:1200] = True
+    anns = [{"id": 1, "category_id": 1, "segmentation": _square(200, 100, 500)},
+            {"id": 2, "category_id": 2, "segmentation": _square(400, 300, 300)},  # overlaps a: smaller on top
+            {"id": 3, "category_id": 2, "segmentation": mask_to_rle(blob)}]
+    job = ImageJob(0, 1, "x.png", 960, 1280, anns, [mask_to_rle(hole)], thumbnail=True)
+    cfg = StatsConfig(".", cm, OverlapPolicy(), read_pixels=False, thumb_width=320)
+    (h, w), small = thumbnail_mask(job, cfg)
+    assert (h, w) == (240, 320) and small.shape == (240, 320)
+    full = rasterize_semantic(anns, 960, 1280, cm, OverlapPolicy(), ignore=job.ignore)
+    reference = cv2.resize(full, (320, 240), interpolation=cv2.INTER_NEAREST)
+    assert set(np.unique(small).tolist()) == {0, 1, 2, 255}
+    assert (small == reference).mean() > 0.98  # only edge pixels may differ
+    for value in (1, 2, 255):
+        assert abs(int((small == value).sum()) - int((reference == value).sum())) <= 0.05 * (reference == value).sum()
+    narrow = ImageJob(0, 1, "x.png", 200, 300, anns[:2], thumbnail=True)
+    (nh, nw), same = thumbnail_mask(narrow, cfg)
+    np.testing.assert_array_equal(same, rasterize_semantic(anns[:2], 200, 300, cm, OverlapPolicy()))
+    assert (nh, nw) == (200, 300)
