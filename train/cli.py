@@ -17,6 +17,7 @@ from datatools.cli._common import (
     CommandGroup,
     DataOpt,
     DeviceOpt,
+    EngineOpt,
     ImagesOpt,
     MaskFormatOpt,
     OutOpt,
@@ -24,6 +25,8 @@ from datatools.cli._common import (
     OverwriteOpt,
     PartialFoldsOpt,
     ProgressOpt,
+    RetriesOpt,
+    SchedulerOpt,
     SeedOpt,
     SkipInvalidOpt,
     SubmissionOpt,
@@ -34,6 +37,7 @@ from datatools.cli._common import (
     with_option_names,
 )
 from datatools.core.dataset import Dataset
+from datatools.core.engine import DEFAULT_RETRIES, Engine
 from datatools.core.errors import DatatoolsError
 from datatools.core.imageio import MaskFormat
 from datatools.formats.submission_dir import SubmissionStyle
@@ -44,11 +48,17 @@ from .options import (
     BatchOpt,
     BlendOpt,
     CkptsOpt,
+    CocoOpt,
     FoldOpt,
     FoldsOpt,
     LoaderOpt,
     MoreCkptsArg,
+    PredictImagesOpt,
+    ProbsDtype,
+    ProbsDtypeOpt,
+    SaveProbsOpt,
     SlidingOpt,
+    SubmissionSizeOpt,
     ThresholdsOpt,
     TtaOpt,
     ValAnnOpt,
@@ -63,7 +73,6 @@ from .options import (
     check_weights,
     square_side,
 )
-from .predict import ProbsDtype
 from .sliding import Blend, SlidingWindow
 
 app = typer.Typer(cls=CommandGroup, no_args_is_help=True, help="Train, evaluate, compare, predict, soup and export "
@@ -288,23 +297,17 @@ def predict_cmd(
     out: OutOpt,
     more: MoreCkptsArg = None,
     ann: AnnOpt = None,
-    images: Annotated[Path | None, typer.Option("--images", help="Image folder (alone: every image in it), or the "
-                                                "root of --ann.", show_default=False)] = None,
+    images: PredictImagesOpt = None,
     data: DataOpt = None,
     tta: TtaOpt = None,
     vote: VoteOpt = False,
     sliding_window: SlidingOpt = None,
     blend: BlendOpt = Blend.GAUSSIAN,
-    coco: Annotated[bool, typer.Option("--coco", help="Also write coco/: the predictions as a dataset (an RLE "
-                                       "per component and class).")] = False,
-    save_probs: Annotated[bool, typer.Option("--save-probs", help="Also write probs/<file_name stem>.npz per "
-                                             "image (for pseudo-label --probs and clean --probs; format above).")]
-    = False,
-    probs_dtype: Annotated[ProbsDtype, typer.Option("--probs-dtype", help="Type of the saved probabilities.")]
-    = ProbsDtype.UINT8,
+    coco: CocoOpt = False,
+    save_probs: SaveProbsOpt = False,
+    probs_dtype: ProbsDtypeOpt = ProbsDtype.UINT8,
     submission: SubmissionOpt = None,
-    submission_size: Annotated[int, typer.Option("--submission-size", min=1, help="class-ids: side of the square "
-                                                 "the masks are resized to.")] = 256,
+    submission_size: SubmissionSizeOpt = 256,
     thresholds: ThresholdsOpt = None,
     mask_format: MaskFormatOpt = MaskFormat.PALETTE,
     val_ann: ValAnnOpt = None,
@@ -313,6 +316,7 @@ def predict_cmd(
     batch: BatchOpt = _D.batch,
     workers: LoaderOpt = None,
     device: DeviceOpt = _D.device,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     skip_invalid: SkipInvalidOpt = False,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,

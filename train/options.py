@@ -9,6 +9,7 @@ import typer
 
 from datatools.cli._common import parse_size_hw
 
+from .predict import ProbsDtype
 from .sliding import Blend
 from .tta import TTA
 
@@ -126,3 +127,12 @@ SlidingOpt = Annotated[str | None, typer.Option("--sliding-window", callback=che
                                                 help="Predict full-resolution tiles (a multiple of 32), blended; "
                                                 "stride TILE/2 by default.", show_default=False)]
 BlendOpt = Annotated[Blend, typer.Option("--blend", help="Tile weights of --sliding-window.")]
+CocoOpt = Annotated[bool, typer.Option("--coco", help="Also write coco/: the predictions as a dataset (an RLE per "
+                                       "component and class).")]
+SaveProbsOpt = Annotated[bool, typer.Option("--save-probs", help="Also write probs/<file_name stem>.npz per image "
+                                            "(for pseudo-label --probs and clean --probs; format above).")]
+ProbsDtypeOpt = Annotated[ProbsDtype, typer.Option("--probs-dtype", help="Type of the saved probabilities.")]
+SubmissionSizeOpt = Annotated[int, typer.Option("--submission-size", min=1, help="class-ids: side of the square the "
+                                                "masks are resized to.")]
+PredictImagesOpt = Annotated[Path | None, typer.Option("--images", help="Image folder (alone: every image in it), or "
+                                                       "the root of --ann.", show_default=False)]

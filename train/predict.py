@@ -36,6 +36,7 @@ from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
 from datatools.formats.submission import write_class_ids_csv, write_rle_csv
 from datatools.formats.submission_dir import SubmissionStyle
 
+from .cluster_predict import driver_device, light, predictions
 from .config import Mode
 from .ensemble import Ensemble, Item
 from .predict_coco import PredictionWriter
@@ -169,7 +170,7 @@ def predict(
         val: validation images for ``thresholds="auto"``.
         batch: images per batch (all TTA views of a batch go through the model together).
         workers: DataLoader workers.
-        device: ``auto``, ``cpu``, ``cuda``.
+        device: ``auto``, ``cpu``, ``cuda`` (on a Dask cluster: the workers', see :mod:`train.cluster_predict`).
         mask_format: mask PNGs as ``palette`` or ``gray`` (:class:`~datatools.core.imageio.MaskFormat`).
         overwrite: replace a non-empty ``out``.
         progress: progress bar on a terminal.
@@ -177,7 +178,7 @@ def predict(
     Example:
         >>> predict(["runs/a/best.pt"], items_from_folder("test/"), "pred/", tta="hflip,vflip", submission="class-ids")
     """
-    ens = Ensemble(ckpts, device)
+    ens = Ensemble(ckpts, driver_device(device))
     tta = tta if isinstance(tta, TTA) else TTA.parse(tta)
     kind = SubmissionStyle.parse(submission) if submission is not None else None
     mask_format = MaskFormat(mask_format)
@@ -198,8 +199,8 @@ def predict(
     with output_dir(out, overwrite) as tmp, contextlib.ExitStack() as stack:
         (tmp / "ann_dir").mkdir()
         as_coco = stack.enter_context(PredictionWriter(tmp / "coco", ens.spec, ens.paths)) if coco else None
-        for pred in ens.predictions(items, tta=tta, vote=vote, thresholds=chosen, batch=batch, workers=workers,
-                                    progress=progress, sliding=sliding):
+        for pred in predictions(ens, items, device=device, finish=light, tta=tta, vote=vote, thresholds=chosen,
+                                batch=batch, workers=workers, progress=progress, sliding=sliding):
             name = pred.item.file_name
             if ens.mode is Mode.MULTILABEL:
                 dst = tmp / "ann_dir" / _stem(name, ".npz")

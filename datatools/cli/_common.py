@@ -325,7 +325,8 @@ def _engine_of(kwargs: dict[str, Any]) -> contextlib.AbstractContextManager[None
     """The engine a command's options ask for (``engine``, ``scheduler``, ``retries``, ``workers``).
 
     On a cluster every path option is made absolute first (workers do not share this process's working folder),
-    and those that exist (all but ``--out``) are the inputs the workers must see.
+    and those that exist (all but ``--out``; each of a repeated option, e.g. ``--ckpt``) are the inputs the workers
+    must see.
     """
     engine, scheduler = Engine(kwargs["engine"]), kwargs.get("scheduler")
     if engine is Engine.LOCAL:
@@ -342,7 +343,8 @@ def _engine_of(kwargs: dict[str, Any]) -> contextlib.AbstractContextManager[None
             kwargs[key] = value.absolute()
         elif isinstance(value, list | tuple) and value and all(isinstance(v, Path) for v in value):
             kwargs[key] = type(value)(v.absolute() for v in value)
-    paths = [v for k, v in kwargs.items() if k != "out" and isinstance(v, Path) and v.exists()]
+    given = [p for k, v in kwargs.items() if k != "out" for p in (v if isinstance(v, list | tuple) else [v])]
+    paths = [v for v in given if isinstance(v, Path) and v.exists()]
     return use_engine(engine, scheduler=scheduler, retries=kwargs.get("retries", DEFAULT_RETRIES),
                       workers=kwargs.get("workers"), paths=paths)
 

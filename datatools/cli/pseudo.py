@@ -10,9 +10,12 @@ import typer
 from datatools.cli._common import (
     AnnOpt,
     DataOpt,
+    EngineOpt,
     OutOpt,
     OverwriteOpt,
     ProgressOpt,
+    RetriesOpt,
+    SchedulerOpt,
     SeedOpt,
     SkipInvalidOpt,
     fail,
@@ -20,6 +23,7 @@ from datatools.cli._common import (
     open_dataset,
 )
 from datatools.core.dataset import Dataset
+from datatools.core.engine import DEFAULT_RETRIES, Engine
 from datatools.pseudo.rule import RuleConfig
 
 _D = RuleConfig()  # the one place defaults come from
@@ -68,6 +72,7 @@ def pseudo_label(
     device: Annotated[str, typer.Option("--device", help="With --ckpt: auto (CUDA when available), cpu, cuda.")]
     = "auto",
     seed: SeedOpt = 0,
+    engine: EngineOpt = Engine.LOCAL, scheduler: SchedulerOpt = None, retries: RetriesOpt = DEFAULT_RETRIES,
     overwrite: OverwriteOpt = False,
     skip_invalid: SkipInvalidOpt = False,
     progress: ProgressOpt = True,

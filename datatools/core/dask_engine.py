@@ -7,6 +7,8 @@ Imported only when ``--engine dask`` is chosen (Dask is the optional extra ``dat
 - Same bytes: each job carries its index and the base seed, exactly as on the local pool.
 - The mapped function (often a ``functools.partial`` with the command's context) is scattered to the workers once
   per map, not sent with every task.
+- Resources: a map may ask for Dask worker resources (``{"GPU": 1}``): its batches then run only on workers started
+  with them (``dask worker ... --resources GPU=1``), and its window counts only their threads.
 - Faults: a task never raises; a failure of the data (a corrupt image) comes back as a value and is raised on the
   driver once, as on the local pool. A batch whose worker died (``KilledWorker``) is re-run up to ``retries``
   times. On any error or Ctrl-C the queued batches are cancelled and the driver waits until the running ones
@@ -23,7 +25,7 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -166,16 +168,38 @@ class DaskEngine:
                                      "inputs and the folder of --out at the same paths (a shared filesystem)")
         self._checked.update(wanted)
 
-    def threads(self) -> int:
-        """Worker threads of the cluster now."""
-        return max(1, sum(self.client.nthreads().values()))
+    def _workers(self, resources: Mapping[str, float] | None) -> list[dict[str, Any]]:
+        """The scheduler's records of the workers now that offer ``resources`` (all of them for ``None``)."""
+        workers = self.client.scheduler_info(n_workers=-1).get("workers", {}).values()
+        return [w for w in workers
+                if all(w.get("resources", {}).get(name, 0) >= need for name, need in (resources or {}).items())]
 
-    def map_batches(self, fn: Callable[..., Any], batches: Sequence[list[Job]], desc: str) -> Iterator[list[Any]]:
-        """The results of each batch, in order, as soon as it and those before it are done."""
+    def offers(self, resource: str) -> bool:
+        """Whether a worker of the cluster now offers ``resource`` (a name given to ``dask worker --resources``)."""
+        return bool(self._workers({resource: 1e-9}))
+
+    def threads(self, resources: Mapping[str, float] | None = None) -> int:
+        """Worker threads of the cluster now (``resources``: of the workers that offer them)."""
+        if not resources:
+            return max(1, sum(self.client.nthreads().values()))
+        return max(1, sum(int(w.get("nthreads", 1)) for w in self._workers(resources)))
+
+    def map_batches(self, fn: Callable[..., Any], batches: Sequence[list[Job]], desc: str,
+                    resources: Mapping[str, float] | None = None) -> Iterator[list[Any]]:
+        """The results of each batch, in order, as soon as it and those before it are done (``resources``: each
+        batch on a worker that offers them).
+
+        Raises:
+            DatatoolsError: ``resources`` are asked for and no worker offers them (the batches would wait forever).
+        """
         client = self.client
+        if resources and not self._workers(resources):
+            wanted = " ".join(f"{k}={v:g}" for k, v in resources.items())
+            raise DatatoolsError(f"{desc}: no dask worker offers the resources {wanted} (start such workers with "
+                                 f"dask worker ... --resources {wanted})")
         prefix = f"datatools-{re.sub(r'[^A-Za-z0-9]+', '_', desc)}-{uuid.uuid4().hex[:8]}-"
         shared = client.scatter(fn, broadcast=True, hash=False)
-        window = 2 * self.threads()
+        window = 2 * self.threads(resources)
         attempts = [0] * len(batches)
         pending: dict[Any, int] = {}
         done: dict[int, list[Any]] = {}
@@ -186,7 +210,8 @@ class DaskEngine:
             nonlocal shared
             if shared.status != "finished":  # every worker holding the function died
                 shared = client.scatter(fn, broadcast=True, hash=False)
-            future = client.submit(_run_batch, shared, batches[b], key=f"{prefix}{b}-{attempts[b]}", pure=False)
+            future = client.submit(_run_batch, shared, batches[b], key=f"{prefix}{b}-{attempts[b]}", pure=False,
+                                   resources=dict(resources) if resources else None)
             pending[future] = b
             queue.add(future)
 

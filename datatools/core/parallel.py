@@ -10,7 +10,9 @@ import gc
 import multiprocessing as mp
 import os
 import signal
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -20,12 +22,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from datatools.core.allocator import keep_freed_memory
 from datatools.core.engine import active_engine
 
-__all__ = ["apply_job", "default_workers", "guided_batches", "item_seed", "parallel_imap", "parallel_map"]
+__all__ = ["apply_job", "default_workers", "guided_batches", "item_seed", "parallel_imap", "parallel_map",
+           "worker_cache"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 _FN: Callable[..., Any] | None = None  # the mapped function, installed in each worker once
+_CACHE: OrderedDict[Hashable, Any] = OrderedDict()  # worker_cache's values, the newest last
+_CACHE_LOCK = threading.Lock()
+#: values worker_cache keeps per process (a model or two, not one per run a long-lived worker served)
+CACHE_SIZE = 2
 
 
 def default_workers() -> int:
@@ -39,6 +46,28 @@ def default_workers() -> int:
 def item_seed(seed: int, index: int) -> int:
     """A 32-bit seed for item ``index`` derived from ``seed``; independent of worker count and order."""
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+
+
+def worker_cache(key: Hashable, build: Callable[[], R]) -> R:
+    """``build()`` once per process for ``key``, then the same value: what every item of a map needs and is costly
+    to make (a model), made once per worker (a process of the local pool, or of a Dask cluster), not per item.
+
+    The :data:`CACHE_SIZE` most recently used keys are kept. Put in ``key`` what makes the value (e.g. the files
+    and their modification times), so a changed input is built again. Threads of one worker wait for one build.
+
+    Example:
+        >>> worker_cache(("squares", 3), lambda: [i * i for i in range(3)])
+        [0, 1, 4]
+    """
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]  # type: ignore[no-any-return]
+        value = build()
+        _CACHE[key] = value
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return value
 
 
 def _init(fn: Callable[..., Any], tune: bool = False) -> None:
@@ -93,6 +122,7 @@ def parallel_map(
     desc: str = "working",
     progress: bool = True,
     chunksize: int | str | None = None,
+    resources: Mapping[str, float] | None = None,
 ) -> list[R]:
     """Apply ``fn`` to every item over a process pool and return the results in input order.
 
@@ -108,6 +138,8 @@ def parallel_map(
         progress: show a progress bar (only when stderr is a terminal).
         chunksize: items sent to a worker at a time (default: a few chunks per worker), or ``"guided"`` for
             batches that shrink as the work runs out (:func:`guided_batches`; for many items of a few ms each).
+        resources: on the dask engine, what a worker must offer to run a batch (Dask worker resources, e.g.
+            ``{"GPU": 1}`` for workers started with ``--resources GPU=1``); ignored by the local pool.
 
     Returns:
         ``[fn(items[0], ...), fn(items[1], ...), ...]``.
@@ -117,7 +149,7 @@ def parallel_map(
         [1, 2, 3]
     """
     return list(parallel_imap(fn, items, workers=workers, seed=seed, desc=desc, progress=progress,
-                              chunksize=chunksize))
+                              chunksize=chunksize, resources=resources))
 
 
 def parallel_imap(
@@ -129,6 +161,7 @@ def parallel_imap(
     desc: str = "working",
     progress: bool = True,
     chunksize: int | str | None = None,
+    resources: Mapping[str, float] | None = None,
 ) -> Iterator[R]:
     """:func:`parallel_map` as a generator: each result is yielded, in input order, as soon as it and those
     before it are done, so a caller that folds the results as they come holds none of them for long.
@@ -148,12 +181,12 @@ def parallel_imap(
     engine = active_engine()
     if engine is not None and n:
         size = chunksize if isinstance(chunksize, int) else None
-        sizes = [size] * -(-n // size) if size else guided_batches(n, engine.threads())
+        sizes = [size] * -(-n // size) if size else guided_batches(n, engine.threads(resources))
         bounds = np.minimum(np.cumsum([0, *sizes]), n).tolist()
         with bar:
             task = bar.add_task(desc, total=n)
             for results in engine.map_batches(fn, [jobs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
-                                              desc):
+                                              desc, resources):
                 yield from results
                 bar.advance(task, len(results))
         return

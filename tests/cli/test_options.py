@@ -111,7 +111,8 @@ SRC = ["--ann", str(ANN), "--images", str(EXAMPLE)]
 # (test_every_checked_option_is_in_the_table keeps it complete).
 #: the commands that run their per-image work on --engine local|dask
 ENGINE_COMMANDS = [("validate",), ("convert", "masks"), ("convert", "coco"), ("eda",), ("folds",), ("folds", "check"),
-                   ("clean",), *[("augment", op) for op in ("mosaic", "ricap", "copy-paste", "flip", "rotate", "albu")]]
+                   ("clean",), *[("augment", op) for op in ("mosaic", "ricap", "copy-paste", "flip", "rotate", "albu")],
+                   ("train", "predict"), ("pseudo-label",)]
 
 BAD_VALUES: list[tuple[tuple[str, ...], str, str]] = [
     (("convert", "masks"), "--overlap", "bogus"),
@@ -195,6 +196,7 @@ def _args(command: tuple[str, ...], tmp_path: Path) -> tuple[list[str], Path]:
         ("folds", "check"): ["--folds", str(ANN)],
         ("train", "evaluate"): ["--ckpt", str(ckpt), *SRC],
         ("train", "predict"): ["--ckpt", str(ckpt), *SRC],
+        ("pseudo-label",): ["--ckpt", str(ckpt), *SRC],
         ("train", "soup"): ["--ckpt", str(ckpt), "--ckpt", str(ckpt), *SRC],
         ("train", "compare"): [str(tmp_path), str(tmp_path)],
         ("train", "export"): ["--ckpt", str(ckpt)],

@@ -1,8 +1,10 @@
 """Checkpoints: one model or an ensemble (mean of probabilities) with batched TTA, through the trainer's predict
-path (``datatools_train.ensemble.Ensemble.predictions``). torch is imported only when this source is built."""
+path (``datatools_train.ensemble.Ensemble.predictions``), in this process or on the workers of a Dask cluster
+(``datatools_train.cluster_predict``). torch is imported only when this source is built."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,7 +24,8 @@ class CheckpointSource:
         ckpts: checkpoints of ``datatools train fit`` (same classes and mode).
         tta: views, e.g. ``"hflip,vflip"`` (see ``datatools_train.tta.TTA.parse``).
         batch: images per batch (all TTA views of a batch go through the model together).
-        device: ``auto``, ``cpu``, ``cuda``.
+        device: ``auto``, ``cpu``, ``cuda`` (with ``--engine dask``: the workers'; a batch then asks for a worker
+            with the Dask resource ``GPU`` when some worker offers it).
         loader_workers: DataLoader worker processes (None: the trainer's default).
 
     Raises:
@@ -37,6 +40,7 @@ class CheckpointSource:
 
     def __init__(self, ckpts: Sequence[str | os.PathLike[str]], *, tta: str | None = None, batch: int = 8,
                  device: str = "auto", loader_workers: int | None = None) -> None:
+        from datatools_train.cluster_predict import driver_device
         from datatools_train.ensemble import Ensemble
         from datatools_train.tta import TTA
 
@@ -47,7 +51,8 @@ class CheckpointSource:
 
             raise DatatoolsError(f"--tta: {exc}") from None
         self.paths = [Path(c) for c in ckpts]
-        self.ensemble = Ensemble(self.paths, device)
+        self.ensemble = Ensemble(self.paths, driver_device(device))
+        self.device = device
         self.mode = self.ensemble.mode.value
         self.batch, self.loader_workers = batch, loader_workers
 
@@ -70,9 +75,14 @@ class CheckpointSource:
 
     def labels(self, targets: Sequence[Target], decision: Decision, rule: RuleConfig, *, workers: int | None,
                progress: bool) -> Iterator[ImageLabels]:
+        from datatools_train.cluster_predict import predictions
         from datatools_train.ensemble import Item
 
         items = [Item(t.file_name, t.path, t.size_hw[0], t.size_hw[1], t.record.get("id")) for t in targets]
-        for pred in self.ensemble.predictions(items, tta=self.tta, batch=self.batch, workers=self.loader_workers,
-                                              progress=progress):
-            yield decide(pred.full.float().cpu().numpy(), decision)
+        yield from predictions(self.ensemble, items, device=self.device, finish=functools.partial(_labels, decision),
+                               tta=self.tta, batch=self.batch, workers=self.loader_workers, progress=progress)
+
+
+def _labels(decision: Decision, pred: Any) -> ImageLabels:
+    """The rule on one prediction's full-size probabilities (run where the prediction was made)."""
+    return decide(pred.full.float().cpu().numpy(), decision)
