@@ -133,5 +133,5 @@ def predictions(ens: Ensemble, items: Sequence[Item], *, device: str, finish: Ca
                sliding, finish)
     batches = [list(items[a:a + batch]) for a in range(0, len(items), batch)]
     for results in parallel_imap(functools.partial(_predict_batch, run), batches, chunksize=1, desc="predicting",
-                                 progress=progress, resources=gpu_resources(device, engine.offers(GPU))):
+                                 progress=progress, resources=gpu_resources(device, engine.offers(GPU)), units=len):
         yield from results

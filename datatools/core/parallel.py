@@ -123,6 +123,7 @@ def parallel_map(
     progress: bool = True,
     chunksize: int | str | None = None,
     resources: Mapping[str, float] | None = None,
+    units: Callable[[T], int] | None = None,
 ) -> list[R]:
     """Apply ``fn`` to every item over a process pool and return the results in input order.
 
@@ -140,6 +141,8 @@ def parallel_map(
             batches that shrink as the work runs out (:func:`guided_batches`; for many items of a few ms each).
         resources: on the dask engine, what a worker must offer to run a batch (Dask worker resources, e.g.
             ``{"GPU": 1}`` for workers started with ``--resources GPU=1``); ignored by the local pool.
+        units: what an item counts for on the progress bar (default 1; e.g. ``len`` for items that are batches of
+            images, so the bar counts images).
 
     Returns:
         ``[fn(items[0], ...), fn(items[1], ...), ...]``.
@@ -149,7 +152,7 @@ def parallel_map(
         [1, 2, 3]
     """
     return list(parallel_imap(fn, items, workers=workers, seed=seed, desc=desc, progress=progress,
-                              chunksize=chunksize, resources=resources))
+                              chunksize=chunksize, resources=resources, units=units))
 
 
 def parallel_imap(
@@ -162,6 +165,7 @@ def parallel_imap(
     progress: bool = True,
     chunksize: int | str | None = None,
     resources: Mapping[str, float] | None = None,
+    units: Callable[[T], int] | None = None,
 ) -> Iterator[R]:
     """:func:`parallel_map` as a generator: each result is yielded, in input order, as soon as it and those
     before it are done, so a caller that folds the results as they come holds none of them for long.
@@ -174,6 +178,7 @@ def parallel_imap(
     workers = default_workers() if workers is None or workers <= 0 else workers
     workers = min(workers, max(n, 1))
     jobs = [(i, item, seed) for i, item in enumerate(items)]
+    count = [1] * n if units is None else [units(item) for item in items]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     console = Console(stderr=True)
     # bars are for people at a terminal; in logs and pipes they would only add lines to stderr
@@ -184,19 +189,20 @@ def parallel_imap(
         sizes = [size] * -(-n // size) if size else guided_batches(n, engine.threads(resources))
         bounds = np.minimum(np.cumsum([0, *sizes]), n).tolist()
         with bar:
-            task = bar.add_task(desc, total=n)
-            for results in engine.map_batches(fn, [jobs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
-                                              desc, resources):
+            task = bar.add_task(desc, total=sum(count))
+            spans = list(zip(bounds[:-1], bounds[1:], strict=True))
+            for (a, b), results in zip(spans, engine.map_batches(fn, [jobs[a:b] for a, b in spans], desc, resources),
+                                       strict=True):
                 yield from results
-                bar.advance(task, len(results))
+                bar.advance(task, sum(count[a:b]))
         return
     if workers <= 1:
         _init(fn)
         with bar:
-            task = bar.add_task(desc, total=n)
+            task = bar.add_task(desc, total=sum(count))
             for job in jobs:
                 yield _call(job)
-                bar.advance(task)
+                bar.advance(task, count[job[0]])
         return
     if chunksize == "guided":
         sizes = guided_batches(n, workers)
@@ -214,10 +220,10 @@ def parallel_imap(
         pool = mp.get_context(method).Pool(workers, initializer=_init, initargs=(fn, True))
         try:
             with bar:
-                task = bar.add_task(desc, total=n)
-                for results in pool.imap(_call_batch, batches, chunksize=1):
+                task = bar.add_task(desc, total=sum(count))
+                for batch, results in zip(batches, pool.imap(_call_batch, batches, chunksize=1), strict=True):
                     yield from results
-                    bar.advance(task, len(results))
+                    bar.advance(task, sum(count[job[0]] for job in batch))
             pool.close()
         finally:
             pool.terminate()
