@@ -189,3 +189,15 @@ def test_resources_no_worker_offers_fail_in_one_line(cluster: Any) -> None:
         parallel_map(abs, [-1, 2], progress=False, desc="predicting", resources={"TPU": 1})
     assert str(err.value) == ("predicting: no dask worker offers the resources TPU=1 (start such workers with "
                               "dask worker ... --resources TPU=1)")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a worker without CUDA")
+def test_cuda_on_a_worker_without_one_is_one_line_and_nothing_written(cluster: Any, data: tuple[Path, list[Path]],
+                                                                      tmp_path: Path) -> None:
+    ds, ckpts = data
+    result = runner.invoke(app, ["train", "predict", "--ckpt", str(ckpts[0]), "--data", str(ds), "--device", "cuda",
+                                 "--out", str(tmp_path / "out"), "--no-progress", "--engine", "dask", "--scheduler",
+                                 cluster[0]])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(f"error: {ckpts[0]}: cannot load the model on this dask worker (")
+    assert list(tmp_path.iterdir()) == []
