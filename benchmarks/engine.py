@@ -6,7 +6,9 @@ case runs the library call the command makes (``coco_to_mask_dir``, ``run_augmen
 - ``local x2``: today's process pool, 2 workers;
 - ``dask x2``: an already running local Dask cluster of 2 worker processes (127.0.0.1), reached by address as
   ``--scheduler`` would (``use_engine("dask", scheduler=...)``);
-- ``dask x1``: another running cluster of 1 worker process (the scaling simulation: 1 node against 2).
+- ``dask x1``: another running cluster of 1 worker process (the scaling simulation: 1 node against 2);
+- ``local x1``: the process pool with 1 worker, the same scaling on the local engine (what this machine allows:
+  with 2 CPUs, the 2-worker runs share them with the driver, and on dask also with the scheduler).
 
 The cases alternate within each repeat (so the ratios compare runs that met the same machine) and each figure is
 the best of ``--repeat``; the load average (``os.getloadavg``) before and after is printed, since the machine may be
@@ -55,27 +57,28 @@ def main() -> None:
     print(f"{n_images} images in {args.images.resolve()}; {load()}", flush=True)
     clusters = {"dask x2": start_local_cluster(2), "dask x1": start_local_cluster(1)}
 
-    def masks(out: Path) -> int:
-        coco_to_mask_dir(ds, out, workers=2, progress=False)
+    def masks(out: Path, workers: int) -> int:
+        coco_to_mask_dir(ds, out, workers=workers, progress=False)
         return n_images
 
-    def mosaic(out: Path) -> int:
-        run_augment(ds, out, "mosaic", OPS["mosaic"].config_type(), count=args.count, seed=0, workers=2,
+    def mosaic(out: Path, workers: int) -> int:
+        run_augment(ds, out, "mosaic", OPS["mosaic"].config_type(), count=args.count, seed=0, workers=workers,
                     progress=False)
         return args.count
 
-    tasks: dict[str, Callable[[Path], int]] = {"convert masks": masks, "augment mosaic": mosaic}
+    tasks: dict[str, Callable[[Path, int], int]] = {"convert masks": masks, "augment mosaic": mosaic}
+    cases = ("local x2", "local x1", "dask x2", "dask x1")
     best: dict[tuple[str, str], float] = {}
     try:
         for rep in range(args.repeat):
             for task, fn in tasks.items():
-                for case in ("local x2", "dask x2", "dask x1"):
+                for case in cases:
                     tmp = Path(tempfile.mkdtemp(prefix="engine-bench-", dir=args.tmp))
                     scheduler = clusters[case].scheduler_address if case in clusters else None
                     try:
                         with use_engine("dask" if scheduler else "local", scheduler=scheduler):
                             start = time.perf_counter()
-                            n = fn(tmp / "out")
+                            n = fn(tmp / "out", 1 if case == "local x1" else 2)
                             rate = n / (time.perf_counter() - start)
                     finally:
                         shutil.rmtree(tmp, ignore_errors=True)
@@ -85,10 +88,12 @@ def main() -> None:
         for cluster in clusters.values():
             cluster.close()
     print(f"\nbest of {args.repeat}; {load()}")
-    print(f"{'task':15s} {'local x2':>9s} {'dask x2':>9s} {'dask x1':>9s} {'dask/local':>11s} {'x2/x1':>6s}")
+    print(f"{'task':15s} {'local x2':>9s} {'local x1':>9s} {'dask x2':>9s} {'dask x1':>9s} {'dask/local':>11s} "
+          f"{'dask x2/x1':>11s} {'local x2/x1':>12s}")
     for task in tasks:
-        lo, d2, d1 = (best[task, c] for c in ("local x2", "dask x2", "dask x1"))
-        print(f"{task:15s} {lo:9.1f} {d2:9.1f} {d1:9.1f} {d2 / lo:10.2f}x {d2 / d1:5.2f}x")
+        lo2, lo1, d2, d1 = (best[task, c] for c in cases)
+        print(f"{task:15s} {lo2:9.1f} {lo1:9.1f} {d2:9.1f} {d1:9.1f} {d2 / lo2:10.2f}x {d2 / d1:10.2f}x "
+              f"{lo2 / lo1:11.2f}x")
 
 
 if __name__ == "__main__":
