@@ -39,3 +39,19 @@ def test_image_sides_against_the_centre() -> None:
     plane[:, 0] = 1
     assert image_sides(plane).tolist() == [1, 1, 0, 0, 0]
     assert image_sides(np.zeros((4, 4), np.uint8)).tolist() == [1, 0, 0, 0, 0]
+
+
+def test_image_sides_equal_a_brute_force_centroid() -> None:
+    """The sides come from the cells' centroid (image moments): equal to the mean of the covered cells' coordinates,
+    ties on the middle line included (mirror-symmetric planes)."""
+    rng = np.random.default_rng(0)
+    for i in range(2000):
+        plane = (rng.random((64, 64)) < rng.random() * 0.05).astype(np.uint8)
+        if i % 3 == 0:
+            plane[:, :32] = plane[:, 32:][:, ::-1]  # centroid exactly on the vertical middle line
+        ys, xs = np.nonzero(plane)
+        expected = [1, 0, 0, 0, 0]
+        if len(xs):
+            cx, cy = xs.mean(), ys.mean()
+            expected[1:] = [int(cx < 31.5), int(cx > 31.5), int(cy < 31.5), int(cy > 31.5)]
+        assert image_sides(plane).tolist() == expected, i
