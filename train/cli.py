@@ -86,6 +86,8 @@ def evaluate_cmd(
     partial_folds: PartialFoldsOpt = False,
     tta: TtaOpt = None,
     vote: VoteOpt = False,
+    sliding_window: SlidingOpt = None,
+    blend: BlendOpt = Blend.GAUSSIAN,
     thresholds: ThresholdsOpt = None,
     worst: Annotated[int, typer.Option("--worst", min=0, help="Images in the gallery of the worst.")] = 8,
     errors: Annotated[bool, typer.Option("--errors/--no-errors", help="Error breakdown: errors.parquet, "
@@ -130,9 +132,10 @@ def evaluate_cmd(
         from .checkpoint import ModelSpec, load_checkpoint
 
         chosen = parse_thresholds(thresholds, ModelSpec.from_dict(load_checkpoint(ckpt[0])["spec"]).names)
+    sliding = SlidingWindow.parse(sliding_window, blend, tile_batch=batch) if sliding_window else None
     result = evaluate(ckpt, val or ds, out, tta=tta, vote=vote, thresholds=chosen, worst=worst, batch=batch,
                       workers=workers, device=device, errors=errors, boundary_px=boundary_px, fold_of=fold_of,
-                      overwrite=overwrite, progress=progress)
+                      sliding=sliding, overwrite=overwrite, progress=progress)
     typer.echo(result.table())
     s, b = result.scores, result.baseline
     absent = [n for n, a in zip(s.names, s.absent, strict=True) if a]

@@ -40,6 +40,7 @@ from .ensemble import Ensemble, items_from_dataset
 from .error_tables import ErrorAccumulator
 from .metrics import MetricAccumulator, Scores, scores_from_counts
 from .report import format_table, write_per_class
+from .sliding import SlidingWindow
 from .thresholds import ThresholdSearch
 from .tta import TTA
 
@@ -83,7 +84,8 @@ def _check_classes(ens: Ensemble, dataset: Dataset) -> None:
 
 
 def search_thresholds(ens: Ensemble, dataset: Dataset, *, tta: TTA | None = None, batch: int = 8,
-                      workers: int | None = None, progress: bool = False) -> tuple[float, ...]:
+                      workers: int | None = None, progress: bool = False,
+                      sliding: SlidingWindow | None = None) -> tuple[float, ...]:
     """Per-class thresholds of a multilabel ensemble that maximise Dice on ``dataset``.
 
     Example:
@@ -95,7 +97,7 @@ def search_thresholds(ens: Ensemble, dataset: Dataset, *, tta: TTA | None = None
     overlap = _overlap(ens)
     images = {img["id"]: img for img in dataset.images}
     for pred in ens.predictions(items_from_dataset(dataset), tta=tta, batch=batch, workers=workers,
-                                progress=progress):
+                                progress=progress, sliding=sliding):
         search.update(pred.full, _target(ens, dataset, images[pred.item.image_id], overlap).to(pred.full.device))
     return search.best()[0]
 
@@ -192,7 +194,7 @@ def evaluate(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, out: str
              tta: TTA | str | None = None, vote: bool = False, thresholds: Sequence[float] | None = None,
              worst: int = 8, batch: int = 8, workers: int | None = None, device: str = "auto",
              errors: bool = True, boundary_px: int = 3, fold_of: Mapping[Any, int] | None = None,
-             overwrite: bool = False, progress: bool = True) -> EvalResult:
+             sliding: SlidingWindow | None = None, overwrite: bool = False, progress: bool = True) -> EvalResult:
     """Score checkpoints on a dataset at each image's own resolution, with the all-background baseline.
 
     Args:
@@ -211,6 +213,7 @@ def evaluate(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, out: str
         boundary_px: width of the boundary band at 512x512 (scaled by the image diagonal).
         fold_of: image id -> fold: checkpoint ``i`` (in fold order) scores fold ``i``'s images, out of fold;
             ``folds.csv`` gives each fold's scores and the pooled ones.
+        sliding: predict tile by tile at full resolution (:mod:`train.sliding`) instead of resizing each image.
         overwrite: replace a non-empty ``out``.
         progress: progress bar on a terminal.
 
@@ -243,7 +246,7 @@ def evaluate(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, out: str
     for fold, member, items in groups:
         fold_acc = MetricAccumulator(ens.mode, names)
         for pred in member.predictions(items, tta=tta, vote=vote, thresholds=thresholds, batch=batch,
-                                       workers=workers, progress=progress):
+                                       workers=workers, progress=progress, sliding=sliding):
             target = _target(ens, dataset, images[pred.item.image_id], overlap)
             mask = torch.from_numpy(pred.mask).long()
             counts = acc.update(mask.unsqueeze(0), target.unsqueeze(0))[:, 0]
@@ -301,7 +304,7 @@ def evaluate(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, out: str
                 line, summary, errs.gallery(), multilabel=multilabel, boundary_px=boundary_px,
                 title=f"{', '.join(str(p) for p in ckpts)} on {dataset.source}",
                 folds=pd.DataFrame(fold_rows) if fold_rows else None), encoding="utf-8")
-        _write_gallery(tmp / "gallery", groups, dataset, table, worst, tta, vote, thresholds, overlap)
+        _write_gallery(tmp / "gallery", groups, dataset, table, worst, tta, vote, thresholds, overlap, sliding)
         atomic_write_json(tmp / "metrics.json", {
             "metric": scores.metric, "score": _num(scores.score), "foreground": _num(scores.foreground),
             "per_class": {n: {"iou": _num(i), "dice": _num(d), "absent": a} for n, i, d, a in
@@ -314,6 +317,8 @@ def evaluate(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, out: str
             "boundary_px": boundary_px if errs is not None else None,
             "images": len(rows), "ckpts": [str(p) for p in ckpts], "out_of_fold": fold_of is not None,
             "tta": {"views": list(tta.views), "scales": list(tta.scales)}, "vote": vote,
+            "sliding_window": None if sliding is None else {"tile": sliding.tile, "stride": sliding.stride,
+                                                            "blend": sliding.blend},
         }, indent=2)
     return EvalResult(Path(out), scores, baseline, found, summary)
 
@@ -330,7 +335,7 @@ def _fold_row(fold: str, images: int, scores: Scores) -> dict[str, Any]:
 
 def _write_gallery(folder: Path, groups: Sequence[tuple[int | None, Ensemble, list[Any]]], dataset: Dataset,
                    table: Any, worst: int, tta: TTA, vote: bool, thresholds: Sequence[float] | None,
-                   overlap: str) -> None:
+                   overlap: str, sliding: SlidingWindow | None) -> None:
     if worst <= 0 or table.empty:
         return
     folder.mkdir()
@@ -341,7 +346,7 @@ def _write_gallery(folder: Path, groups: Sequence[tuple[int | None, Ensemble, li
         subset = [it for it in items if it.image_id in order]
         palette = ens.spec.class_map().palette()
         multilabel = ens.mode.value == "multilabel"
-        for pred in ens.predictions(subset, tta=tta, vote=vote, thresholds=thresholds, workers=0):
+        for pred in ens.predictions(subset, tta=tta, vote=vote, thresholds=thresholds, workers=0, sliding=sliding):
             truth = _target(ens, dataset, images[pred.item.image_id], overlap).numpy()
             tile = _gallery_tile(read_image(pred.item.path), truth, pred.mask, palette, multilabel)
             stem = PurePosixPath(pred.item.file_name).stem

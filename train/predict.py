@@ -190,7 +190,8 @@ def predict(
                                           "--val-data)")
             from .evaluate import search_thresholds
 
-            chosen = search_thresholds(ens, val, tta=tta, batch=batch, workers=workers, progress=progress)
+            chosen = search_thresholds(ens, val, tta=tta, batch=batch, workers=workers, progress=progress,
+                                       sliding=sliding)
         else:
             chosen = parse_thresholds(thresholds, ens.names)
     if not items:

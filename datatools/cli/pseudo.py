@@ -25,6 +25,8 @@ from datatools.cli._common import (
 from datatools.core.dataset import Dataset
 from datatools.core.engine import DEFAULT_RETRIES, Engine
 from datatools.pseudo.rule import RuleConfig
+from datatools_train.options import BlendOpt, SlidingOpt  # torch-free
+from datatools_train.sliding import Blend, SlidingWindow
 
 _D = RuleConfig()  # the one place defaults come from
 
@@ -37,6 +39,8 @@ def pseudo_label(
     = None,
     tta: Annotated[str | None, typer.Option("--tta", help="With --ckpt: test-time views, e.g. hflip,vflip,rot90,"
                                             "scale:0.75,1,1.25.", show_default=False)] = None,
+    sliding_window: SlidingOpt = None,
+    blend: BlendOpt = Blend.GAUSSIAN,
     probs: Annotated[list[Path] | None, typer.Option("--probs", help="Folder of datatools train predict "
                                                      "--save-probs (repeat to average several).",
                                                      show_default=False)] = None,
@@ -97,6 +101,8 @@ def pseudo_label(
                    + (f" (got {', '.join(given)})" if given else ""))
     if tta and not ckpt:
         raise fail("--tta applies to --ckpt only (saved probabilities already hold their views)")
+    if sliding_window and not ckpt:
+        raise fail("--sliding-window applies to --ckpt only (saved probabilities are already predicted)")
     rule = RuleConfig(threshold=threshold, class_thresholds=RuleConfig.parse_class_thresholds(class_threshold or []),
                       uncertain=uncertain, min_area=min_area, min_confident=min_confident)
     if predictions is not None and uncertain > threshold:
@@ -110,7 +116,8 @@ def pseudo_label(
     merged = Dataset.from_dir(merge_with) if merge_with is not None else None
     source: Source
     if ckpt:
-        source = CheckpointSource(ckpt, tta=tta, batch=batch, device=device, loader_workers=workers)
+        sliding = SlidingWindow.parse(sliding_window, blend, tile_batch=batch) if sliding_window else None
+        source = CheckpointSource(ckpt, tta=tta, batch=batch, device=device, loader_workers=workers, sliding=sliding)
     elif probs:
         source = ProbabilitySource(probs)
     else:

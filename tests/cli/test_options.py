@@ -166,6 +166,8 @@ BAD_VALUES: list[tuple[tuple[str, ...], str, str]] = [
     (("train", "evaluate"), "--tta", "bogus"),
     (("train", "evaluate"), "--thresholds", "x"),
     (("train", "evaluate"), "--device", "tpu"),
+    (("train", "evaluate"), "--sliding-window", "64,65"),
+    (("train", "evaluate"), "--blend", "box"),
     (("train", "predict"), "--tta", "rot45"),
     (("train", "predict"), "--submission", "csv"),
     (("train", "predict"), "--probs-dtype", "int8"),
@@ -175,6 +177,8 @@ BAD_VALUES: list[tuple[tuple[str, ...], str, str]] = [
     (("train", "predict"), "--sliding-window", "64,0"),
     (("train", "predict"), "--blend", "box"),
     (("train", "soup"), "--device", "tpu"),
+    (("pseudo-label",), "--sliding-window", "96,x"),
+    (("pseudo-label",), "--blend", "box"),
     *[((("augment", op)), option, value) for op in ("mosaic", "ricap", "copy-paste", "flip", "rotate", "albu")
       for option, value in (("--format", "gif"), ("--segmentation", "mask"))],
     *[(("augment", op), "--lateral-pairs", "left_x") for op in ("copy-paste", "flip", "rotate", "albu")],

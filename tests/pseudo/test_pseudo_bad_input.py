@@ -50,6 +50,7 @@ def refused(tmp_path: Path, *args: str, says: str) -> None:
     (["--uncertain", "0"], "--uncertain: 0.0 is outside (0, 1]"),
     (["--min-confident", "2"], "--min-confident: 2.0 is outside [0, 1]"),
     (["--tta", "hflip"], "--tta applies to --ckpt only"),
+    (["--sliding-window", "64"], "--sliding-window applies to --ckpt only"),
 ])
 def test_bad_options(inputs: tuple[Path, Path], tmp_path: Path, extra: list[str], says: str) -> None:
     data, pred = inputs

@@ -127,3 +127,118 @@ def test_predict_coco_rasterises_back_to_the_predicted_masks(setup: tuple[Path, 
         back = rasterize_semantic(ds.annotations_of(img["id"]), img["height"], img["width"], ds.class_map(),
                                   "smaller-on-top")
         assert np.array_equal(back, mask)
+
+
+def _annotated(root: Path, pictures: dict[str, np.ndarray]) -> Path:
+    """A dataset folder of ``pictures`` (name -> RGB image) with one square of class a and one of b in each."""
+    import json
+
+    (root / "images").mkdir(parents=True)
+    records, anns = [], []
+    for i, (name, picture) in enumerate(pictures.items()):
+        cv2.imwrite(str(root / "images" / name), picture[:, :, ::-1])
+        h, w = picture.shape[:2]
+        records.append({"id": i + 1, "file_name": name, "height": h, "width": w})
+        for cat, (x, y, s) in ((1, (4, 6, 30)), (2, (w // 2, h // 2, 24))):
+            poly = [x, y, x + s, y, x + s, y + s, x, y + s]
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": cat, "iscrowd": 0,
+                         "segmentation": [poly], "area": s * s, "bbox": [x, y, s, s]})
+    coco = {"images": records, "annotations": anns, "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
+    (root / "annotations.json").write_text(json.dumps(coco))
+    return root
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return cv2.imread(str(path))[:, :, ::-1].copy()
+
+
+def _metrics(out: Path) -> dict:
+    import json
+
+    return json.loads((out / "metrics.json").read_text())
+
+
+EVAL = ["train", "evaluate", "--workers", "0", "--no-errors", "--worst", "0", "--no-progress"]
+WINDOW = ["--sliding-window", "64,48"]
+
+
+@pytest.fixture(scope="module")
+def predicted(setup: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, np.ndarray]]:
+    """``predict`` masks of the setup's images, with ``--sliding-window 64,48`` ("tiled") and without ("plain");
+    on the image larger than the tile they differ."""
+    from PIL import Image
+
+    ckpt, images = setup
+    root = tmp_path_factory.mktemp("predicted")
+    masks: dict[str, dict[str, np.ndarray]] = {}
+    for kind, extra in (("tiled", WINDOW), ("plain", [])):
+        result = runner.invoke(app, ["train", "predict", "--ckpt", str(ckpt), "--images", str(images), *extra,
+                                     "--mask-format", "gray", "--workers", "0", "--no-progress", "--out",
+                                     str(root / kind)])
+        assert result.exit_code == 0, result.output
+        masks[kind] = {name: np.asarray(Image.open(root / kind / "ann_dir" / name))
+                       for name in ("big.png", "small.png")}
+    assert (masks["tiled"]["big.png"] != masks["plain"]["big.png"]).any()
+    return masks
+
+
+def test_evaluate_with_a_tile_equal_to_the_image_scores_as_plain_evaluate(setup: tuple[Path, Path],
+                                                                          tmp_path: Path) -> None:
+    import pandas as pd
+
+    ckpt, images = setup
+    big = _rgb(images / "big.png")
+    data = _annotated(tmp_path / "ds", {"small.png": big[:64, :64], "corner.png": big[-64:, -64:]})
+    args = [*EVAL, "--ckpt", str(ckpt), "--data", str(data)]
+    plain = runner.invoke(app, [*args, "--out", str(tmp_path / "plain")])
+    tiled = runner.invoke(app, [*args, "--sliding-window", "64", "--blend", "uniform", "--out", str(tmp_path / "t")])
+    assert plain.exit_code == 0 and tiled.exit_code == 0, (plain.output, tiled.output)
+    a, b = _metrics(tmp_path / "plain"), _metrics(tmp_path / "t")
+    assert a["sliding_window"] is None and b["sliding_window"] == {"tile": 64, "stride": 32, "blend": "uniform"}
+    assert (a["score"], a["per_class"]) == (b["score"], b["per_class"])
+    assert 0 < a["per_class"]["a"]["iou"] < 1  # an untrained model: a score with room either way
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "plain" / "per_image.parquet"),
+                                  pd.read_parquet(tmp_path / "t" / "per_image.parquet"))
+
+
+def test_evaluate_sliding_scores_the_masks_of_predict_sliding(setup: tuple[Path, Path], predicted: dict[str, dict[
+        str, np.ndarray]], tmp_path: Path) -> None:
+    """On an image larger than the tile, evaluate's IoU is that of predict --sliding-window's mask (numpy)."""
+    from datatools.core.dataset import Dataset
+    from datatools.core.masks import rasterize_semantic
+
+    ckpt, images = setup
+    data = _annotated(tmp_path / "ds", {"big.png": _rgb(images / "big.png")})
+    ev = runner.invoke(app, [*EVAL, "--ckpt", str(ckpt), "--data", str(data), *WINDOW,
+                             "--out", str(tmp_path / "e")])
+    assert ev.exit_code == 0, ev.output
+    mask = predicted["tiled"]["big.png"]
+    ds = Dataset.from_dir(data)
+    truth = rasterize_semantic(ds.annotations, 150, 200, ds.class_map(), "smaller-on-top")
+    got = _metrics(tmp_path / "e")
+    assert got["sliding_window"] == {"tile": 64, "stride": 48, "blend": "gaussian"}
+    for value, name in enumerate(["background", "a", "b"]):
+        inter, union = ((mask == value) & (truth == value)).sum(), ((mask == value) | (truth == value)).sum()
+        assert got["per_class"][name]["iou"] == pytest.approx(inter / union, abs=1e-6)
+
+
+def test_pseudo_label_sliding_labels_are_the_masks_of_predict_sliding(setup: tuple[Path, Path], predicted: dict[
+        str, dict[str, np.ndarray]], tmp_path: Path) -> None:
+    """Every pixel confident (threshold under 1/3): the pseudo labels rasterise to predict --sliding-window's
+    masks, on an image larger than the tile (where they differ from plain predict's)."""
+    from datatools.core.dataset import Dataset
+    from datatools.core.masks import rasterize_semantic
+
+    ckpt, images = setup
+    result = runner.invoke(app, ["pseudo-label", "--ckpt", str(ckpt), "--images", str(images), *WINDOW,
+                                 "--threshold", "0.01", "--min-area", "0", "--workers", "0", "--no-progress",
+                                 "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    ds = Dataset.from_dir(tmp_path / "s")
+    assert sorted(img["file_name"] for img in ds.images) == ["big.png", "small.png"]
+    for img in ds.images:
+        assert not img["datatools"].get("ignore")
+        assert img["datatools"]["params"]["predictions"]["sliding_window"] == {"tile": 64, "stride": 48,
+                                                                               "blend": "gaussian"}
+        got = rasterize_semantic(ds.annotations_of(img["id"]), img["height"], img["width"], ds.class_map())
+        np.testing.assert_array_equal(got, predicted["tiled"][img["file_name"]])

@@ -27,6 +27,8 @@ class CheckpointSource:
         device: ``auto``, ``cpu``, ``cuda`` (with ``--engine dask``: the workers'; a batch then asks for a worker
             with the Dask resource ``GPU`` when some worker offers it).
         loader_workers: DataLoader worker processes (None: the trainer's default).
+        sliding: a ``datatools_train.sliding.SlidingWindow``: predict tile by tile at full resolution instead of
+            resizing each image.
 
     Raises:
         UnreadableFileError: a checkpoint is missing or not a datatools checkpoint.
@@ -39,7 +41,7 @@ class CheckpointSource:
     kind = "ckpt"
 
     def __init__(self, ckpts: Sequence[str | os.PathLike[str]], *, tta: str | None = None, batch: int = 8,
-                 device: str = "auto", loader_workers: int | None = None) -> None:
+                 device: str = "auto", loader_workers: int | None = None, sliding: Any = None) -> None:
         from datatools_train.cluster_predict import driver_device
         from datatools_train.ensemble import Ensemble
         from datatools_train.tta import TTA
@@ -54,7 +56,7 @@ class CheckpointSource:
         self.ensemble = Ensemble(self.paths, driver_device(device))
         self.device = device
         self.mode = self.ensemble.mode.value
-        self.batch, self.loader_workers = batch, loader_workers
+        self.batch, self.loader_workers, self.sliding = batch, loader_workers, sliding
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -71,7 +73,9 @@ class CheckpointSource:
     def provenance(self) -> dict[str, Any]:
         return {"kind": self.kind, "mode": self.mode,
                 "ckpts": [{"path": str(p), "sha256": sha256_of(p)} for p in self.paths],
-                "tta": {"views": list(self.tta.views), "scales": list(self.tta.scales)}}
+                "tta": {"views": list(self.tta.views), "scales": list(self.tta.scales)},
+                **({"sliding_window": {"tile": self.sliding.tile, "stride": self.sliding.stride,
+                                       "blend": self.sliding.blend}} if self.sliding is not None else {})}
 
     def labels(self, targets: Sequence[Target], decision: Decision, rule: RuleConfig, *, workers: int | None,
                progress: bool) -> Iterator[ImageLabels]:
@@ -80,7 +84,8 @@ class CheckpointSource:
 
         items = [Item(t.file_name, t.path, t.size_hw[0], t.size_hw[1], t.record.get("id")) for t in targets]
         yield from predictions(self.ensemble, items, device=self.device, finish=functools.partial(_labels, decision),
-                               tta=self.tta, batch=self.batch, workers=self.loader_workers, progress=progress)
+                               tta=self.tta, batch=self.batch, workers=self.loader_workers, progress=progress,
+                               sliding=self.sliding)
 
 
 def _labels(decision: Decision, pred: Any) -> ImageLabels:
