@@ -48,6 +48,7 @@ from .options import (
     FoldsOpt,
     LoaderOpt,
     MoreCkptsArg,
+    OverlaysOpt,
     PredictImagesOpt,
     ProbsDtype,
     ProbsDtypeOpt,
@@ -161,6 +162,7 @@ def predict_cmd(
     sliding_window: SlidingOpt = None,
     blend: BlendOpt = Blend.GAUSSIAN,
     coco: CocoOpt = False,
+    overlays: OverlaysOpt = False,
     save_probs: SaveProbsOpt = False,
     probs_dtype: ProbsDtypeOpt = ProbsDtype.UINT8,
     submission: SubmissionOpt = None,
@@ -202,7 +204,8 @@ def predict_cmd(
         items = items_from_dataset(open_data(ann, images, data, skip_invalid, progress))
     val = validation_set(val_ann, val_images, val_data, progress)
     sliding = SlidingWindow.parse(sliding_window, blend, tile_batch=batch) if sliding_window else None
-    result = predict(ckpt, items, out, tta=tta, vote=vote, sliding=sliding, coco=coco, save_probs=save_probs,
+    result = predict(ckpt, items, out, tta=tta, vote=vote, sliding=sliding, coco=coco, overlays=overlays,
+                     save_probs=save_probs,
                      probs_dtype=probs_dtype,
                      submission=SubmissionStyle.parse(submission) if submission else None,
                      submission_size=submission_size, thresholds=thresholds, val=val, batch=batch, workers=workers,

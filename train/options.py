@@ -129,6 +129,8 @@ SlidingOpt = Annotated[str | None, typer.Option("--sliding-window", callback=che
 BlendOpt = Annotated[Blend, typer.Option("--blend", help="Tile weights of --sliding-window.")]
 CocoOpt = Annotated[bool, typer.Option("--coco", help="Also write coco/: the predictions as a dataset (an RLE per "
                                        "component and class).")]
+OverlaysOpt = Annotated[bool, typer.Option("--overlays", help="Also write overlays/<stem>.png: image | prediction, "
+                                          "with a legend.")]
 SaveProbsOpt = Annotated[bool, typer.Option("--save-probs", help="Also write probs/<file_name stem>.npz per image "
                                             "(for pseudo-label --probs and clean --probs; format above).")]
 ProbsDtypeOpt = Annotated[ProbsDtype, typer.Option("--probs-dtype", help="Type of the saved probabilities.")]

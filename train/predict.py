@@ -10,6 +10,7 @@ Output folder (written atomically)::
                                   (probability * 255), plus ``shape_hw`` of the image; see :func:`load_probs`
       submission.csv              --submission class-ids | rle (see datatools convert submission)
       coco/                       --coco: annotations.json (an RLE per connected component and class) + images/
+      overlays/<stem>.png         --overlays: image | prediction painted over it, with a legend (train.overlays)
       predict.json                what was run
 """
 
@@ -31,7 +32,7 @@ import numpy.typing as npt
 from datatools.core.atomic import atomic_write_json, output_dir
 from datatools.core.dataset import Dataset
 from datatools.core.errors import InvalidDatasetError
-from datatools.core.imageio import MaskFormat, encode_mask_png
+from datatools.core.imageio import MaskFormat, encode_image, encode_mask_png, read_image
 from datatools.formats.multilabel_npz import read_multilabel, write_multilabel
 from datatools.formats.submission import write_class_ids_csv, write_rle_csv
 from datatools.formats.submission_dir import SubmissionStyle
@@ -39,6 +40,7 @@ from datatools.formats.submission_dir import SubmissionStyle
 from .cluster_predict import driver_device, light, predictions
 from .config import Mode
 from .ensemble import Ensemble, Item
+from .overlays import legend_entries, overlay_picture
 from .predict_coco import PredictionWriter
 from .sliding import SlidingWindow
 from .thresholds import parse_thresholds
@@ -137,6 +139,7 @@ def predict(
     vote: bool = False,
     sliding: SlidingWindow | None = None,
     coco: bool = False,
+    overlays: bool = False,
     save_probs: bool = False,
     probs_dtype: ProbsDtype | str = ProbsDtype.UINT8,
     submission: SubmissionStyle | str | None = None,
@@ -158,6 +161,8 @@ def predict(
         out: output folder (see the module docstring).
         sliding: predict tile by tile at full resolution (:mod:`train.sliding`) instead of resizing each image.
         coco: also write ``coco/``, the predictions as a dataset folder (:mod:`train.predict_coco`).
+        overlays: also write ``overlays/``, one picture per image: the image beside its prediction, with a legend
+            (:mod:`train.overlays`).
         tta: views, e.g. ``"hflip,vflip,rot90,scale:0.75,1,1.25"``.
         vote: pixel majority vote of the models instead of the mean of probabilities.
         save_probs: also write compact probabilities for later ensembling.
@@ -197,6 +202,7 @@ def predict(
     if not items:
         raise InvalidDatasetError("no images to predict")
     palette = ens.spec.class_map().palette()
+    legend = legend_entries(ens.spec.class_map()) if overlays else []
     with output_dir(out, overwrite) as tmp, contextlib.ExitStack() as stack:
         (tmp / "ann_dir").mkdir()
         as_coco = stack.enter_context(PredictionWriter(tmp / "coco", ens.spec, ens.paths)) if coco else None
@@ -217,6 +223,11 @@ def predict(
                 pdst.write_bytes(probs_bytes(pred.probs, (pred.item.height, pred.item.width), probs_dtype))
             if as_coco is not None:
                 as_coco.add(pred.item, pred.mask)
+            if overlays:
+                odst = tmp / "overlays" / _stem(name, ".png")
+                odst.parent.mkdir(parents=True, exist_ok=True)
+                picture = overlay_picture(read_image(pred.item.path), pred.mask, palette, legend)
+                odst.write_bytes(encode_image(picture, ".png"))
         if as_coco is not None:
             as_coco.finish()
             stack.close()  # coco/ moves into place inside the staged output
@@ -231,6 +242,6 @@ def predict(
             "sliding_window": None if sliding is None else {"tile": sliding.tile, "stride": sliding.stride,
                                                             "blend": sliding.blend},
             "thresholds": dict(zip(ens.names, chosen, strict=True)) if chosen else None,
-            "submission": kind.value if kind else None, "mask_format": mask_format.value,
+            "submission": kind.value if kind else None, "mask_format": mask_format.value, "overlays": overlays,
         }, indent=2)
     return PredictResult(Path(out), len(items), csv, chosen)

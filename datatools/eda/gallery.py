@@ -14,7 +14,7 @@ import numpy.typing as npt
 from datatools.core.classes import IGNORE_INDEX
 from datatools.core.imageio import encode_image
 
-__all__ = ["pick_gallery", "render_thumbnail", "source_key"]
+__all__ = ["paint_mask", "pick_gallery", "render_thumbnail", "source_key"]
 
 _FILL_ALPHA = 0.45
 _ROBOFLOW_COPY = re.compile(r"\.rf\.[0-9a-f]{16,}$")
@@ -48,6 +48,19 @@ def render_thumbnail(
         size = (width, max(1, round(h * width / w)))
         image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
         mask = np.asarray(cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
+    return encode_image(paint_mask(image, mask, colors), ".jpg", quality=_JPEG_QUALITY)
+
+
+def paint_mask(image: npt.NDArray[np.uint8], mask: npt.NDArray[np.uint8],
+               colors: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """``image`` with each labelled pixel ``cv2.addWeighted(image, 0.55, colour, 0.45, 0)`` and each class outlined
+    (2 px, anti-aliased) in its colour (ignore in white); background pixels away from the outlines stay as they are.
+
+    Args:
+        image: (H, W, 3) RGB uint8.
+        mask: (H, W) uint8 class values (0 background, 255 ignore).
+        colors: (256, 3) RGB colours indexed by class value.
+    """
     out = image.copy()
     labelled = mask > 0
     if labelled.any():
@@ -58,7 +71,7 @@ def render_thumbnail(
             contours, _ = cv2.findContours(plane, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
             color = (255, 255, 255) if value == IGNORE_INDEX else tuple(int(c) for c in colors[value])
             cv2.drawContours(out, contours, -1, color, 2, cv2.LINE_AA)
-    return encode_image(out, ".jpg", quality=_JPEG_QUALITY)
+    return out
 
 
 def _weight(annotation: Mapping[str, Any]) -> float:
