@@ -23,7 +23,7 @@ from datatools.core.lateral import MIRROR_TRANSFORMS, find_pairs, resolve_pairs
 
 from .augment import build_transform, load_pipeline, transform_names
 from .checkpoint import ModelSpec, load_checkpoint, save_checkpoint
-from .config import Mode, Optimizer, SamplerName, Scheduler, TrainConfig
+from .config import Mode, SamplerName, TrainConfig
 from .data import (
     MaskSource,
     SegmentationData,
@@ -40,6 +40,7 @@ from .prior import class_prior, init_head_bias
 from .report import format_table, progress_bar, write_class_curves, write_curves, write_history, write_per_class
 from .run_folder import after_failure, prepare_run_folder
 from .run_log import RunLog, check_log
+from .schedule import build_optimizer, lr_lambda
 from .tta import normalize
 
 #: A best epoch within this of the all-background baseline has not learned the objects, and fit says so.
@@ -120,26 +121,6 @@ def _against_baseline(best: Scores, baseline: Scores, config: TrainConfig, steps
     return (f"{line} {verdict}: {steps} optimiser steps {start} are too few to learn where the objects are (the "
             "model has learned how common each class is, not where it lies); train for more epochs or from "
             "pretrained --weights")
-
-
-def _lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
-    warm = int(config.warmup * total_steps)
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        p = min(1.0, (step - warm) / max(1, total_steps - warm))
-        return 0.5 * (1 + math.cos(math.pi * p)) if config.scheduler is Scheduler.COSINE else (1 - p) ** 0.9
-
-    return factor
-
-
-def _optimizer(config: TrainConfig, params: Any) -> Any:
-    import torch
-
-    if config.optimizer is Optimizer.SGD:
-        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def _stderr(message: str) -> None:
@@ -284,9 +265,9 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
         if rt.main:
             log("class weights: " + ", ".join(f"{n} {w:.3g}" for n, w in zip(spec.names, values, strict=True)))
     loss_fn = build_loss(config.loss, mode, weights)
-    optimizer = _optimizer(config, model.parameters())
+    optimizer = build_optimizer(config, model.parameters())
     steps_per_epoch = math.ceil(len(train_loader) / config.accum)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, config.epochs * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, config.epochs * steps_per_epoch))
     names = spec.names
     metric = ("dice" if mode is Mode.MULTILABEL else "miou") if val is not None and val.images else "train_loss"
     best, best_epoch, history, best_scores = -math.inf, 0, [], None

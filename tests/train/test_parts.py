@@ -192,7 +192,7 @@ def test_weights_file_whole_model_or_encoder(tmp_path) -> None:
 
 
 def test_lr_schedules_warm_up_then_decay_to_zero() -> None:
-    from datatools_train.engine import _lr_lambda
+    from datatools_train.schedule import lr_lambda as _lr_lambda
 
     cosine = _lr_lambda(TrainConfig(warmup=0.1, scheduler="cosine"), 100)
     assert [cosine(s) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
