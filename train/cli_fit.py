@@ -37,8 +37,10 @@ from .options import (
     ValDataOpt,
     ValImagesOpt,
     check_class_weights,
+    check_crop,
     check_normalize,
     check_patience,
+    check_probability,
     check_share,
     check_weights,
     square_side,
@@ -108,6 +110,12 @@ def fit_cmd(
                                                       help="Weights of the ce loss: auto (median frequency), "
                                                       "inverse, sqrt-inverse or a JSON file.",
                                                       show_default=False)] = None,
+    crop: Annotated[int | None, typer.Option("--crop", callback=check_crop, metavar="SIZE",
+                                             help="Train on random SIZE crops at full resolution instead of resizing "
+                                             "(validation still resizes).", show_default=False)] = None,
+    crop_rare: Annotated[float, typer.Option("--crop-rare", callback=check_probability, metavar="P",
+                                             help="Share of --crop crops centred on a rare class's pixel.")]
+    = _D.crop_rare,
     early_stop: Annotated[int | None, typer.Option("--early-stop", callback=check_patience, metavar="PATIENCE",
                                                    help="Stop after this many epochs without a better "
                                                    "validation score.",
@@ -145,7 +153,7 @@ def fit_cmd(
                              workers=workers, seed=seed, device=device, normalize=normalize,
                              stats=str(stats) if stats else None, sampler=sampler,
                              repeat_threshold=repeat_threshold, class_weights=class_weights, early_stop=early_stop,
-                             log=log_kind)
+                             log=log_kind, crop=crop, crop_rare=crop_rare)
     except ValueError as exc:
         raise fail(with_option_names(str(exc))) from None
     ds = open_data(ann, images, data, skip_invalid, progress)

@@ -112,6 +112,9 @@ class TrainConfig:
             cross-entropy part of the loss (None: unweighted).
         early_stop: stop after this many epochs without a better validation score (None: never).
         log: see :class:`LogKind`.
+        crop: train on random ``crop`` x ``crop`` windows at full resolution instead of whole images resized to
+            ``size`` (a multiple of 32; validation still resizes to ``size``; :mod:`train.crop`). None: no crops.
+        crop_rare: probability that a crop is centred on a pixel of a rare class the image holds.
 
     Example:
         >>> cfg = TrainConfig(arch="Unet", encoder="resnet18", weights="none", size=256, epochs=5)
@@ -149,6 +152,8 @@ class TrainConfig:
     class_weights: str | None = None
     early_stop: int | None = None
     log: LogKind = LogKind.NONE
+    crop: int | None = None
+    crop_rare: float = 0.0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here, so every reader sees the same values
@@ -178,6 +183,11 @@ class TrainConfig:
             raise ValueError(f"mean and std need 3 values (std > 0), got {self.mean} and {self.std}")
         if self.repeat_threshold is not None and not 0 < self.repeat_threshold <= 1:
             raise ValueError(f"repeat_threshold is an image share in (0, 1], got {self.repeat_threshold}")
+        if self.crop is not None and (self.crop < 32 or self.crop % 32):
+            raise ValueError(f"crop must be a positive multiple of 32, got {self.crop}")
+        if not 0 <= self.crop_rare <= 1 or (self.crop_rare and self.crop is None):
+            raise ValueError(f"crop_rare is a probability in [0, 1] for crops of --crop, got {self.crop_rare:g}"
+                             + ("" if self.crop is not None else " without --crop"))
         if self.early_stop is not None and self.early_stop < 1:
             raise ValueError(f"early_stop must be >= 1 epochs, got {self.early_stop}")
         if self.class_weights is not None and "ce" not in self.loss.value.split("+"):

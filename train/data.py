@@ -153,13 +153,14 @@ class SegmentationData:
     """
 
     def __init__(self, sources: Sequence[MaskSource], mode: Mode, transform: Any, *,
-                 overlap: str = "smaller-on-top") -> None:
+                 overlap: str = "smaller-on-top", crop: Callable[..., Any] | None = None) -> None:
         if not sources:
             raise ValueError("at least one dataset is needed")
         self.sources = list(sources)
         self.mode = mode
         self.transform = transform
         self.overlap = overlap
+        self.crop = crop  #: (image, mask, index) -> (image, mask) before the transform (:class:`train.crop.RandomCrop`)
         self.class_map = sources[0].dataset.class_map()
         self.items = [(k, img) for k, src in enumerate(self.sources) for img in src.dataset.images]
 
@@ -184,6 +185,8 @@ class SegmentationData:
         import torch
 
         image, mask = self.raw(index)
+        if self.crop is not None:
+            image, mask = self.crop(image, mask, index)
         out = self.transform(image=image, mask=mask)
         x = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1)))
         if self.mode is Mode.MULTILABEL:

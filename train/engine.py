@@ -217,11 +217,22 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
     device = rt.device
     cache = out / "cache"
     prerendered = Path(masks) if masks is not None else None
+    start = int(state["epoch"]) if state else 0  # a resumed run shuffles (and crops) on from where it stopped
+    crop = None
+    if config.crop is not None:
+        from .crop import RandomCrop, rare_values
+
+        rare = rare_values([train, *extra], train.class_map())
+        crop = RandomCrop(config.crop, rare, config.crop_rare, seed=config.seed, first_draw=start)
+        if rt.main and config.crop_rare:
+            rare_names = [c.name for c in train.class_map().classes if c.value in rare]
+            log(f"crops of {config.crop} px, centred on a rare class with p {config.crop_rare:g}: "
+                f"{rare_names or 'none'}")
     train_data = SegmentationData(
         [MaskSource(train, cache_dir_for(cache, train, mode, config.overlap), prerendered),
          *(MaskSource(e, cache_dir_for(cache, e, mode, config.overlap)) for e in extra)],
-        mode, build_transform(spec.size, train=True, aug=config.aug, seed=config.seed,
-                              lateral=(pairs, train.class_map())), overlap=config.overlap)
+        mode, build_transform(config.crop or spec.size, train=True, aug=config.aug, seed=config.seed,
+                              lateral=(pairs, train.class_map())), overlap=config.overlap, crop=crop)
     sampler: Any = None
     if rt.distributed:
         sampler = torch.utils.data.DistributedSampler(cast(Any, train_data), shuffle=True, seed=config.seed)
@@ -234,7 +245,6 @@ def _fit(config: TrainConfig, train: Dataset, out: Path, rt: Runtime, state: dic
             names_of = {int(c["id"]): str(c["name"]) for c in train.categories}
             log(f"repeat-factor sampling, threshold {rf.threshold:.3g}: " + ", ".join(
                 f"{names_of[c]} x{r:.2f}" for c, r in rf.class_factors.items()))
-    start = int(state["epoch"]) if state else 0  # a resumed run shuffles on from where it stopped
     train_loader = make_loader(train_data, config.batch, workers=config.workers, shuffle=True,
                                seed=config.seed + start,
                                device=device, sampler=sampler, drop_last=len(train_data) > config.batch)

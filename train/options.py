@@ -75,6 +75,18 @@ def check_patience(value: int | None) -> int | None:
     return value
 
 
+def check_crop(value: int | None) -> int | None:
+    if value is not None and (value < 32 or value % 32):
+        raise typer.BadParameter(f"a crop side, a positive multiple of 32, got {value}")
+    return value
+
+
+def check_probability(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise typer.BadParameter(f"a probability in [0, 1], got {value:g}")
+    return value
+
+
 def check_class_weights(value: str | None) -> str | None:
     from .class_weights import WEIGHT_RULES
 

@@ -161,6 +161,8 @@ BAD_VALUES: list[tuple[tuple[str, ...], str, str]] = [
     (("train", "fit"), "--class-weights", "bogus"),
     (("train", "fit"), "--early-stop", "0"),
     (("train", "fit"), "--log", "wandb"),
+    (("train", "fit"), "--crop", "100"),
+    (("train", "fit"), "--crop-rare", "1.5"),
     (("train", "export"), "--format", "tflite"),
     (("train", "export"), "--size", "64,32"),
     (("train", "evaluate"), "--tta", "bogus"),
