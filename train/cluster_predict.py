@@ -93,6 +93,7 @@ class _Run:
     max_batch: int | None
     sliding: SlidingWindow | None
     finish: Callable[[Prediction], Any]
+    keep_full: bool = True
 
 
 def _predict_batch(run: _Run, batch: list[Item]) -> list[Any]:
@@ -100,13 +101,13 @@ def _predict_batch(run: _Run, batch: list[Item]) -> list[Any]:
     ens = worker_cache(("ensemble", run.model), run.model.load)
     return [run.finish(pred) for pred in ens.predictions(batch, tta=run.tta, vote=run.vote, thresholds=run.thresholds,
                                                          batch=len(batch), workers=0, max_batch=run.max_batch,
-                                                         sliding=run.sliding)]
+                                                         sliding=run.sliding, keep_full=run.keep_full)]
 
 
 def predictions(ens: Ensemble, items: Sequence[Item], *, device: str, finish: Callable[[Prediction], R],
                 tta: TTA | None = None, vote: bool = False, thresholds: Sequence[float] | None = None, batch: int = 8,
                 workers: int | None = None, max_batch: int | None = None, progress: bool = False,
-                sliding: SlidingWindow | None = None) -> Iterator[R]:
+                sliding: SlidingWindow | None = None, keep_full: bool = True) -> Iterator[R]:
     """``finish(prediction)`` of every item, in order: :meth:`Ensemble.predictions` in this process, or its batches
     on the workers of the active Dask engine (each worker loads ``ens``'s checkpoints once, on ``device``).
 
@@ -116,8 +117,8 @@ def predictions(ens: Ensemble, items: Sequence[Item], *, device: str, finish: Ca
         device: ``auto``, ``cpu`` or ``cuda``, as the user gave it (on a cluster, resolved on each worker).
         finish: what to keep of each prediction, run where it was made (module level, so it can travel:
             :func:`light` for masks and small probabilities, or a rule that turns it into labels).
-        tta, vote, thresholds, batch, workers, max_batch, progress, sliding: as :meth:`Ensemble.predictions`
-            (``workers``, the DataLoader's, apply in this process only).
+        tta, vote, thresholds, batch, workers, max_batch, progress, sliding, keep_full: as
+            :meth:`Ensemble.predictions` (``workers``, the DataLoader's, apply in this process only).
 
     Example:
         >>> for pred in predictions(ens, items, device="cuda", finish=light, batch=16):
@@ -126,11 +127,11 @@ def predictions(ens: Ensemble, items: Sequence[Item], *, device: str, finish: Ca
     engine = active_engine()
     if engine is None:
         for pred in ens.predictions(items, tta=tta, vote=vote, thresholds=thresholds, batch=batch, workers=workers,
-                                    max_batch=max_batch, progress=progress, sliding=sliding):
+                                    max_batch=max_batch, progress=progress, sliding=sliding, keep_full=keep_full):
             yield finish(pred)
         return
     run = _Run(_Model.of(ens.paths, device), tta, vote, tuple(thresholds) if thresholds else None, max_batch,
-               sliding, finish)
+               sliding, finish, keep_full)
     batches = [list(items[a:a + batch]) for a in range(0, len(items), batch)]
     for results in parallel_imap(functools.partial(_predict_batch, run), batches, chunksize=1, desc="predicting",
                                  progress=progress, resources=gpu_resources(device, engine.offers(GPU)), units=len):

@@ -95,7 +95,8 @@ class Prediction:
     Attributes:
         item: the image.
         probs: (C, S, S) float32 mean probabilities (or vote shares) at the first model's size, on the CPU.
-        full: (C, H, W) float32 the same at the image's size (on the inference device).
+        full: (C, H, W) float32 the same at the image's size (on the inference device); None when a sliding-window
+            prediction was asked not to keep it (``keep_full=False``).
         mask: (H, W) uint8 class values (multiclass) or (K, H, W) bool planes (multilabel).
     """
 
@@ -200,9 +201,10 @@ class Ensemble:
     def predictions(self, items: Sequence[Item], *, tta: TTA | None = None, vote: bool = False,
                     thresholds: Sequence[float] | None = None, batch: int = 8, workers: int | None = None,
                     max_batch: int | None = None, progress: bool = False,
-                    sliding: SlidingWindow | None = None) -> Iterator[Prediction]:
+                    sliding: SlidingWindow | None = None, keep_full: bool = True) -> Iterator[Prediction]:
         """Predict every item, in order, one :class:`Prediction` at a time (``sliding``: tile by tile at full
-        resolution, one image at a time, :mod:`train.sliding`)."""
+        resolution, one image at a time, :mod:`train.sliding`; with ``keep_full=False`` the image's (C, H, W)
+        probabilities are never held whole: the mask and the small probabilities are made band by band)."""
         import torch
         import torch.nn.functional as F
 
@@ -211,7 +213,7 @@ class Ensemble:
         workers = default_loader_workers() if workers is None else workers
         if sliding is not None:
             yield from self._sliding(items, sliding, tta=tta, vote=vote, thresholds=thresholds, workers=workers,
-                                     max_batch=max_batch, progress=progress)
+                                     max_batch=max_batch, progress=progress, keep_full=keep_full)
             return
         loader: Any = torch.utils.data.DataLoader(cast(Any, _Images(items, self.spec.size)), batch_size=batch,
                                                   num_workers=workers,
@@ -232,12 +234,14 @@ class Ensemble:
 
     def _sliding(self, items: Sequence[Item], sliding: SlidingWindow, *, tta: TTA | None, vote: bool,
                  thresholds: Sequence[float] | None, workers: int, max_batch: int | None,
-                 progress: bool) -> Iterator[Prediction]:
+                 progress: bool, keep_full: bool) -> Iterator[Prediction]:
         import torch
         import torch.nn.functional as F
 
-        loader: Any = torch.utils.data.DataLoader(cast(Any, _Images(items, None)), batch_size=1, num_workers=workers,
-                                                  pin_memory=self.device.type == "cuda")
+        from .sliding import BandResize
+
+        loader: Any = torch.utils.data.DataLoader(cast(Any, _Images(items, None)), batch_size=None,
+                                                  num_workers=workers, pin_memory=self.device.type == "cuda")
 
         def tile_probs(tiles: Any) -> Any:
             return self.batch_probs(tiles, tta, vote=vote, thresholds=thresholds, max_batch=max_batch, native=True)
@@ -245,12 +249,21 @@ class Ensemble:
         size = (self.spec.size, self.spec.size)
         with _bar(progress, len(items)) as bar:
             task = bar.add_task("predicting", total=len(items))
-            for image, index in loader:
-                item = items[int(index[0])]
+            for image, index in loader:  # one (3, H, W) image at a time, unbatched: no copy
+                item = items[int(index)]
                 with torch.inference_mode():
-                    full = sliding.probs(image[0].to(self.device, non_blocking=True), tile_probs)
-                    small = F.interpolate(full[None], size=size, mode="bilinear", align_corners=False)[0]
-                yield Prediction(item, small.cpu(), full, self.decide(full, thresholds, vote))
+                    image = image.to(self.device, non_blocking=True)
+                    if keep_full:
+                        full = sliding.probs(image, tile_probs)
+                        small = F.interpolate(full[None], size=size, mode="bilinear", align_corners=False)[0]
+                        mask = self.decide(full, thresholds, vote)
+                    else:
+                        full, resize, parts = None, BandResize(item.height, item.width, self.spec.size), []
+                        for first, band in sliding.bands(image, tile_probs):
+                            parts.append(self.decide(band, thresholds, vote))
+                            resize.add(first, band)
+                        mask, small = np.concatenate(parts, axis=-2), resize.result()
+                yield Prediction(item, small.cpu(), full, mask)
                 bar.advance(task)
 
 

@@ -207,7 +207,7 @@ def predict(
         (tmp / "ann_dir").mkdir()
         as_coco = stack.enter_context(PredictionWriter(tmp / "coco", ens.spec, ens.paths)) if coco else None
         for pred in predictions(ens, items, device=device, finish=light, tta=tta, vote=vote, thresholds=chosen,
-                                batch=batch, workers=workers, progress=progress, sliding=sliding):
+                                batch=batch, workers=workers, progress=progress, sliding=sliding, keep_full=False):
             name = pred.item.file_name
             if ens.mode is Mode.MULTILABEL:
                 dst = tmp / "ann_dir" / _stem(name, ".npz")

@@ -84,6 +84,25 @@ def test_tiled_prediction_equals_a_brute_force_tile_loop(setup: tuple[Path, Path
     assert np.array_equal(pred.mask, expected.argmax(axis=0))
 
 
+def test_band_by_band_prediction_equals_the_whole_image_one(setup: tuple[Path, Path]) -> None:
+    """``keep_full=False`` (what predict uses: no (C, H, W) array of the image) gives the same mask and small
+    probabilities; the bands are at most a tile high and cover the image once, in order."""
+    ckpt, images = setup
+    ens = Ensemble([ckpt], "cpu")
+    item = Item("big.png", images / "big.png", 150, 200)
+    window = SlidingWindow(64, 40, tile_batch=3)  # 5 tiles a row: batches straddle rows
+    whole = next(ens.predictions([item], workers=0, sliding=window))
+    banded = next(ens.predictions([item], workers=0, sliding=window, keep_full=False))
+    assert banded.full is None
+    np.testing.assert_array_equal(banded.mask, whole.mask)
+    np.testing.assert_allclose(banded.probs.numpy(), whole.probs.numpy(), atol=1e-6)
+    image = torch.from_numpy(cv2.imread(str(images / "big.png"))[:, :, ::-1].transpose(2, 0, 1).copy())
+    bands = list(window.bands(image, lambda tiles: torch.ones(len(tiles), 3, 64, 64)))
+    assert [first for first, _ in bands] == [0, 40, 80, 86] and sum(b.shape[1] for _, b in bands) == 150
+    assert all(torch.equal(b, torch.ones_like(b)) for _, b in bands)
+    assert max(b.shape[1] for _, b in bands) <= 64 and all(b.shape[2] == 200 for _, b in bands)
+
+
 def test_tile_equal_to_the_image_equals_plain_predict(setup: tuple[Path, Path], tmp_path: Path) -> None:
     ckpt, images = setup
     args = ["train", "predict", "--ckpt", str(ckpt), "--images", str(images), "--workers", "0", "--save-probs",
