@@ -246,7 +246,8 @@ def evaluate(ckpts: Sequence[str | os.PathLike[str]], dataset: Dataset, out: str
     for fold, member, items in groups:
         fold_acc = MetricAccumulator(ens.mode, names)
         for pred in member.predictions(items, tta=tta, vote=vote, thresholds=thresholds, batch=batch,
-                                       workers=workers, progress=progress, sliding=sliding):
+                                       workers=workers, progress=progress, sliding=sliding,
+                                       keep_full=search is not None):
             target = _target(ens, dataset, images[pred.item.image_id], overlap)
             mask = torch.from_numpy(pred.mask).long()
             counts = acc.update(mask.unsqueeze(0), target.unsqueeze(0))[:, 0]
