@@ -26,11 +26,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from distributed import Client
 
 from datatools.augment import OPS, run_augment
 from datatools.core.dask_engine import start_local_cluster
@@ -40,6 +44,21 @@ from datatools.formats.mask_dir import coco_to_mask_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGES = REPO_ROOT / "../shared/data/medical_waste/train"
+
+
+def _worker_cpu(cluster: Any) -> float:
+    """CPU seconds used so far by the worker processes: a dask cluster's (asked of each worker), or this process's
+    reaped children (the local pool's workers, once the pool is closed)."""
+    if cluster is None:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+    with Client(cluster, set_as_default=False) as client:
+        return float(sum(client.run(_own_cpu).values()))
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def load() -> str:
@@ -73,6 +92,7 @@ def main() -> None:
     cases = ("local x2", "local x1", "dask x2", "dask x1")
     best: dict[tuple[str, str], float] = {}
     busy: dict[tuple[str, str], float] = {}  # share of a CPU the driver process used in the best run
+    per_image: dict[tuple[str, str], float] = {}  # CPU ms of the worker processes per image (lowest of the repeats)
     try:
         for rep in range(args.repeat):
             for task, fn in tasks.items():
@@ -81,15 +101,19 @@ def main() -> None:
                     scheduler = clusters[case].scheduler_address if case in clusters else None
                     try:
                         with use_engine("dask" if scheduler else "local", scheduler=scheduler):
+                            before = _worker_cpu(clusters.get(case))
                             start, cpu = time.perf_counter(), time.process_time()
                             n = fn(tmp / "out", 1 if case == "local x1" else 2)
                             wall = time.perf_counter() - start
+                            used = _worker_cpu(clusters.get(case)) - before
                             rate = n / wall
                             driver = (time.process_time() - cpu) / wall  # this process: driver (+ dask's scheduler)
                     finally:
                         shutil.rmtree(tmp, ignore_errors=True)
                     if rate > best.get((task, case), 0.0):
                         best[task, case], busy[task, case] = rate, driver
+                    if case != "local x1":
+                        per_image[task, case] = min(per_image.get((task, case), float("inf")), 1e3 * used / n)
                     print(f"  repeat {rep + 1}: {task:15s} {case:9s} {rate:7.1f} images/s, driver {100 * driver:3.0f}% "
                           f"of a CPU; {load()}", flush=True)
     finally:
@@ -105,6 +129,10 @@ def main() -> None:
     print("driver process (the command, plus the scheduler of the dask clusters), share of one CPU in the best run:")
     for task in tasks:
         print(f"{task:15s} " + "  ".join(f"{c} {100 * busy[task, c]:3.0f}%" for c in cases))
+    print("CPU of the worker processes per image, ms (what each node spends; the same for 1 and 2 workers means the "
+          "work scales with nodes that have their own cores):")
+    for task in tasks:
+        print(f"{task:15s} " + "  ".join(f"{c} {per_image[task, c]:5.2f}" for c in cases if c != "local x1"))
 
 
 if __name__ == "__main__":
