@@ -8,8 +8,9 @@ the image where the centre is too close to an edge, so it still holds that pixel
 uniformly. "Rare" is the house rule (:mod:`datatools.core.rarity`) over the images' class counts, the statistic
 repeat-factor sampling uses (:mod:`train.sampling`).
 
-Draws are seeded per item: the ``k``-th crop of item ``i`` in a process comes from ``default_rng([seed, i, k])``,
-so a run with the same ``--seed`` (and ``--workers``) takes the same crops.
+Draws are seeded per item: the ``k``-th crop of item ``i`` in DataLoader worker ``w`` (0: the main process) comes from
+``default_rng([seed, i, k, w])``, so a run with the same ``--seed`` (and ``--workers``) takes the same crops, and two
+persistent workers that each meet an item for the ``k``-th time take different crops of it.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class RandomCrop:
         """The top-left corner of item ``index``'s next crop in its (padded) mask; counts the draw."""
         k = self._draws.get(index, self.first_draw)
         self._draws[index] = k + 1
-        rng = np.random.default_rng([self.seed, int(index), k])
+        rng = np.random.default_rng([self.seed, int(index), k, _worker()])
         h, w = max(mask.shape[0], self.size), max(mask.shape[1], self.size)
         if self.rare and rng.random() < self.p_rare:
             centre = self._rare_pixels(mask, rng)
@@ -98,6 +99,14 @@ class RandomCrop:
         image, mask = _pad(image, self.size, 0), _pad(mask, self.size, IGNORE_INDEX)
         s = self.size
         return (np.ascontiguousarray(image[y:y + s, x:x + s]), np.ascontiguousarray(mask[y:y + s, x:x + s]))
+
+
+def _worker() -> int:
+    """The DataLoader worker this runs in, 1-based (0 in the main process): each worker counts its own draws."""
+    from torch.utils.data import get_worker_info
+
+    info = get_worker_info()
+    return 0 if info is None else int(info.id) + 1
 
 
 def _pad(array: npt.NDArray[Any], size: int, value: int) -> npt.NDArray[Any]:

@@ -110,3 +110,20 @@ def test_a_tiny_fit_with_crops_runs_through_the_cli(tiny_multiclass: tuple[Path,
                                   str(tmp_path / "no")])
     assert refused.exit_code == 2 and "--crop-rare" in refused.stderr and "without --crop" in refused.stderr
     assert not (tmp_path / "no").exists()
+
+
+def test_two_workers_meeting_an_item_take_different_crops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Persistent DataLoader workers each count their own draws: the first crop of an item in worker 1 and in
+    worker 2 must differ (the worker is part of the seed), or an item moved between workers repeats its crop."""
+    import copy
+    from types import SimpleNamespace
+
+    import torch.utils.data
+
+    mask = np.zeros((400, 400), np.uint8)
+    crop = RandomCrop(32, seed=0)
+    corners = []
+    for worker in (0, 1):  # each worker holds its own copy of the dataset and so of the crop
+        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda w=worker: SimpleNamespace(id=w))
+        corners.append([copy.deepcopy(crop).window(mask, i) for i in range(8)])
+    assert sum(a != b for a, b in zip(*corners, strict=True)) >= 6, corners
