@@ -18,14 +18,15 @@ from typing import Any
 
 __all__ = ["BLENDS", "BandResize", "Blend", "SlidingWindow"]
 
-BLENDS = ("gaussian", "uniform")
-
-
 class Blend(str, Enum):
     """Per-pixel weights of a tile when tiles are blended."""
 
     GAUSSIAN = "gaussian"
     UNIFORM = "uniform"
+
+
+#: the blend names (the values of :class:`Blend`)
+BLENDS = tuple(b.value for b in Blend)
 
 
 @dataclass(frozen=True)
